@@ -1,0 +1,36 @@
+"""Trainable networks sized from the input shape, behind one registry.
+
+``create_net(name, in_shape, num_classes=0, **kw)`` returns an ``nn.Module`` with
+
+* ``feat_dim: int`` - size of the embedding returned by ``embed``;
+* ``embed(x) -> (B, feat_dim)`` - flattened penultimate features;
+* ``forward(x)`` - logits (B, num_classes) when ``num_classes > 0``, else ``embed(x)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from torch import nn
+
+from ..registry import Registry
+
+NETS: Registry[Any] = Registry("net")
+
+_MODULES = ["convnet", "lenet", "alexnet", "vgg", "resnet", "heads"]
+
+
+def _ensure_loaded() -> None:
+    for m in _MODULES:
+        importlib.import_module(f"{__name__}.{m}")
+
+
+def net_names() -> list[str]:
+    _ensure_loaded()
+    return NETS.names()
+
+
+def create_net(name: str, in_shape: tuple[int, ...], num_classes: int = 0, **kw: Any) -> nn.Module:
+    _ensure_loaded()
+    return NETS.get(name)(in_shape=tuple(in_shape), num_classes=num_classes, **kw)
