@@ -1,0 +1,30 @@
+# mmdistill: `make demo` and `make test` set everything up on a fresh machine.
+# torch is installed FIRST and ALONE (the local CPU wheel); a plain `torch` requirement would pull CUDA.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.mmdistill-installed
+
+.PHONY: setup demo test bench clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) -m mmdistill.demo
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(VENV)/bin/mmdistill bench --suite quick
+
+clean-venv:
+	rm -rf $(VENV)

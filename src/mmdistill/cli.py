@@ -1,0 +1,151 @@
+"""``mmdistill`` command line: a thin shell over :mod:`mmdistill.runs` and friends.
+
+Subcommands: ``data list|info``, ``distill``, ``evaluate``, ``bench``. Errors of type
+:class:`MMDistillError` print one line naming the file/field and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=None, help="data root (default: $MMDISTILL_DATA, then ../shared/data)")
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .data import dataset_names
+    from .data.info import dataset_info
+
+    if args.data_cmd == "list":
+        for name in dataset_names():
+            print(name)
+        return 0
+    info = dataset_info(args.name, data_root=args.data_root)
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from .runs import distill, evaluate_run, resolve_run_config
+
+    cfg = resolve_run_config(args.config, args.set, method=args.method, dataset=args.dataset, ipc=args.ipc,
+                             pairs=args.pairs, seed=args.seed, device=args.device)
+    run_dir, syn = distill(cfg, args.out, data_root=args.data_root, resume=args.resume, progress=not args.quiet)
+    b = syn.budget()
+    print(f"run directory: {run_dir}")
+    print(f"synthetic set: {len(syn)} rows, {b['stored_floats']} stored floats"
+          + (f" = {b['pair_equivalents']:.2f} pair-equivalents" if "pair_equivalents" in b else ""))
+    if args.evaluate:
+        res = evaluate_run(run_dir, data_root=args.data_root)
+        print(f"{res.method}: {res.line()}")
+        base = res.extra.get("random_subset_same_size")
+        if base:
+            print("random subset, same size: " + "  ".join(f"{k} {v['mean']:.2f}±{v['std']:.2f}" for k, v in base["metrics"].items()))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .runs import evaluate_full, evaluate_run
+
+    seeds = list(range(args.seeds)) if args.seeds else None
+    if args.real:
+        if not args.dataset:
+            print("mmdistill evaluate --real needs --dataset", file=sys.stderr)
+            return 2
+        out = args.run_dir or f"runs/full-{args.dataset}"
+        res = evaluate_full(args.dataset, out, arch=args.arch, seeds=seeds, overrides=args.set, data_root=args.data_root)
+        print(f"full training set ({args.dataset}): {res.line()}")
+        print(f"results: {Path(out)}")
+        return 0
+    if not args.run_dir:
+        print("mmdistill evaluate needs RUN_DIR (or --real --dataset NAME)", file=sys.stderr)
+        return 2
+    res = evaluate_run(args.run_dir, arch=args.arch, seeds=seeds, overrides=args.set, baseline=not args.no_baseline,
+                       data_root=args.data_root)
+    print(f"{res.method} on {res.dataset} ({res.extra.get('eval_arch')}): {res.line()}")
+    base = res.extra.get("random_subset_same_size")
+    if base:
+        print("random subset, same size:   " + "  ".join(f"{k} {v['mean']:.2f}±{v['std']:.2f}" for k, v in base["metrics"].items()))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.runner import run_suite
+
+    run_suite(args.suite, out_dir=Path(args.out), only=args.only, jobs=args.jobs, data_root=args.data_root,
+              render_only=args.render_only)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mmdistill", description="Multimodal dataset distillation and cross-modal KD")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("data", help="list datasets or describe one")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    dl = dsub.add_parser("list")
+    _add_common(dl)
+    di = dsub.add_parser("info")
+    di.add_argument("name")
+    _add_common(di)
+    d.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("distill", help="distil (or select) a synthetic set into a run directory")
+    p.add_argument("--method")
+    p.add_argument("--dataset")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--ipc", type=int, help="pairs per class")
+    g.add_argument("--pairs", type=int, help="pairs overall")
+    p.add_argument("--config", help="run config YAML")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    p.add_argument("--out", help="run directory (default runs/<method>-<dataset>-<budget>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    p.add_argument("--evaluate", action="store_true", help="evaluate the set afterwards")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_common(p)
+    p.set_defaults(func=_cmd_distill)
+
+    e = sub.add_parser("evaluate", help="evaluate a run directory (or the full training set with --real)")
+    e.add_argument("run_dir", nargs="?")
+    e.add_argument("--arch", help="evaluation architecture (any registered net) for cross-architecture results")
+    e.add_argument("--seeds", type=int, help="number of evaluation seeds (default 3)")
+    e.add_argument("--real", action="store_true", help="evaluate the full training set (upper bound)")
+    e.add_argument("--dataset", help="dataset for --real")
+    e.add_argument("--no-baseline", action="store_true", help="skip the same-size random subset")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a protocol field")
+    _add_common(e)
+    e.set_defaults(func=_cmd_evaluate)
+
+    b = sub.add_parser("bench", help="run a benchmark suite; writes benchmarks/<suite>.json and BENCHMARKS.md")
+    b.add_argument("--suite", default="quick")
+    b.add_argument("--out", default=".", help="repository root to write benchmarks/ and BENCHMARKS.md into")
+    b.add_argument("--only", action="append", default=None, help="run only cells whose id contains this text")
+    b.add_argument("--jobs", type=int, default=1, help="cells run in parallel (processes)")
+    b.add_argument("--render-only", action="store_true", help="re-render BENCHMARKS.md from benchmarks/*.json")
+    _add_common(b)
+    b.set_defaults(func=_cmd_bench)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import MMDistillError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MMDistillError as e:
+        print(f"mmdistill: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("mmdistill: interrupted (the last checkpoint is kept; rerun with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Coreset baselines: random, herding, k-center, forgetting."""

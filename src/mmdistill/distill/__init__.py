@@ -1,0 +1,27 @@
+"""Distillation methods behind one registry (``METHODS``) and one run loop (``run``)."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import METHODS, Budget, Distiller, run
+
+_MODULES = ["mmdistill.coreset.methods"]
+
+
+def _ensure_loaded() -> None:
+    for m in _MODULES:
+        importlib.import_module(m)
+
+
+def method_names() -> list[str]:
+    _ensure_loaded()
+    return METHODS.names()
+
+
+def get_method(name: str) -> type[Distiller]:
+    _ensure_loaded()
+    return METHODS.get(name)
+
+
+__all__ = ["METHODS", "Budget", "Distiller", "run", "method_names", "get_method"]

@@ -1,0 +1,226 @@
+"""The one run loop every method shares (DESIGN.md "Distiller"; issue 3 §7).
+
+A method is a :class:`Distiller`: ``init()`` builds its state, ``step(it)`` does one outer
+iteration and returns floats to log, ``export()`` returns the :class:`SyntheticSet`, and
+``state_dict()/load_state_dict()`` capture everything a resume needs (learned tensors, optimiser,
+EMA banks, ...). :func:`run` adds the progress bar, JSONL log, periodic evaluation, atomic
+checkpoints, exact resume after a kill, and NaN/inf detection.
+
+Exact resume: before ``step(it)`` the global RNGs are reseeded from ``(seed, it)``, so an iteration's
+randomness depends only on the seed and its index, never on what ran before in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+import torch
+from tqdm import tqdm
+
+from ..data.paired import PairedDataset
+from ..errors import ConfigError, DivergenceError
+from ..io import append_jsonl, atomic_write_with
+from ..registry import Registry
+from ..seed import derive_seed, seed_everything
+from ..synth import SyntheticSet
+
+CHECKPOINT = "checkpoint/state.pt"
+LOG = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class Budget:
+    value: int
+    unit: Literal["ipc", "pairs"]
+
+    def __post_init__(self) -> None:
+        if self.value < 1:
+            raise ConfigError(f"budget must be >= 1 {self.unit}, got {self.value}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "unit": self.unit}
+
+
+class Distiller(ABC):
+    """Base class of every method (coresets included; they have ``iterations == 0``)."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    budget_units: ClassVar[tuple[str, ...]] = ("ipc", "pairs")
+
+    def __init__(self, cfg: Any, dataset: PairedDataset, budget: Budget, seed: int, device: str = "cpu") -> None:
+        if budget.unit not in self.budget_units:
+            raise ConfigError(f"method {self.name!r} takes budgets in {self.budget_units}, got {budget.unit!r}")
+        if budget.unit == "ipc" and dataset.labels is None:
+            raise ConfigError(f"--ipc needs a labelled dataset; {dataset.name!r} has no labels (use --pairs)")
+        if budget.unit == "ipc":
+            lab = dataset.pair_labels()
+            counts = torch.bincount(lab, minlength=dataset.num_classes or 0)
+            smallest = int(counts.min())
+            if budget.value > smallest:
+                c = int(counts.argmin())
+                raise ConfigError(
+                    f"--ipc {budget.value} is larger than class {c} of {dataset.name!r} holds ({smallest} pairs)"
+                )
+        if budget.unit == "pairs" and budget.value > len(dataset):
+            raise ConfigError(f"--pairs {budget.value} exceeds the {len(dataset)} training pairs of {dataset.name!r}")
+        self.cfg = cfg
+        self.dataset = dataset
+        self.budget = budget
+        self.seed = seed
+        self.device = torch.device(device)
+
+    @property
+    def iterations(self) -> int:
+        return int(getattr(self.cfg, "iterations", 0))
+
+    @abstractmethod
+    def init(self) -> None: ...
+
+    def step(self, it: int) -> dict[str, float]:  # pragma: no cover - iterative methods override
+        raise NotImplementedError
+
+    @abstractmethod
+    def export(self) -> SyntheticSet: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def base_meta(self) -> dict[str, Any]:
+        from dataclasses import asdict, is_dataclass
+
+        return {
+            "method": self.name,
+            "dataset": self.dataset.name,
+            "dataset_params": self.dataset.meta.get("params", {}),
+            "task": self.dataset.task,
+            "budget": self.budget.as_dict(),
+            "seed": self.seed,
+            "config": asdict(self.cfg) if is_dataclass(self.cfg) else {},
+            "floats_per_pair": self.dataset.floats_per_pair(),
+            "class_names": self.dataset.class_names,
+        }
+
+
+METHODS: Registry[type[Distiller]] = Registry("method")
+
+
+def _rng_state() -> dict[str, Any]:
+    import random
+
+    import numpy as np
+
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(s: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+
+
+def _check_finite(logs: dict[str, float], it: int, run_dir: Path) -> None:
+    bad = [k for k, v in logs.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise DivergenceError(
+            f"iteration {it}: {', '.join(bad)} became NaN/inf; stopped. The last good checkpoint is "
+            f"{run_dir / CHECKPOINT} (resume with --resume after lowering the learning rate)."
+        )
+
+
+def _truncate_log(path: Path, last_it: int) -> None:
+    """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from a kill
+        if rec.get("it", -1) <= last_it or rec.get("event") == "start":
+            keep.append(line)
+    from ..io import atomic_write_text
+
+    atomic_write_text(path, "".join(l + "\n" for l in keep))
+
+
+def run(
+    distiller: Distiller,
+    run_dir: str | Path,
+    *,
+    checkpoint_every: int = 50,
+    eval_every: int = 0,
+    evaluate_fn: Callable[[SyntheticSet], dict[str, float]] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> SyntheticSet:
+    """Run ``distiller`` to completion in ``run_dir`` and save its SyntheticSet there.
+
+    ``stop_after`` (tests): return after that many iterations without finishing, as a kill would.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / LOG
+    ckpt_path = run_dir / CHECKPOINT
+    seed_everything(derive_seed(distiller.seed, "init"))
+    distiller.init()
+    start = 0
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, weights_only=False)
+        distiller.load_state_dict(state["distiller"])
+        _set_rng_state(state["rng"])
+        start = int(state["next_it"])
+        _truncate_log(log_path, start - 1)
+        append_jsonl(log_path, {"event": "resume", "it": start - 1, "time": time.time()})
+    else:
+        if log_path.exists():
+            log_path.unlink()
+        append_jsonl(log_path, {"event": "start", "it": -1, "method": distiller.name, "time": time.time()})
+
+    total = distiller.iterations
+
+    def save_ckpt(next_it: int) -> None:
+        state = {"distiller": distiller.state_dict(), "rng": _rng_state(), "next_it": next_it}
+        atomic_write_with(ckpt_path, lambda p: torch.save(state, p))
+
+    bar = tqdm(range(start, total), initial=start, total=total, desc=f"{distiller.name}", disable=not progress or total == 0,
+               dynamic_ncols=True, leave=False)
+    done = 0
+    for it in bar:
+        seed_everything(derive_seed(distiller.seed, "iter", it))
+        t0 = time.perf_counter()
+        logs = distiller.step(it)
+        logs = {k: float(v) for k, v in logs.items()}
+        _check_finite(logs, it, run_dir)
+        rec: dict[str, Any] = {"it": it, "s_per_iter": time.perf_counter() - t0, **logs}
+        if evaluate_fn is not None and eval_every and ((it + 1) % eval_every == 0) and it + 1 < total:
+            rec["eval"] = evaluate_fn(distiller.export())
+        append_jsonl(log_path, rec)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:3]})
+        if (it + 1) % checkpoint_every == 0 or it + 1 == total:
+            save_ckpt(it + 1)
+        done += 1
+        if stop_after is not None and done >= stop_after:
+            bar.close()
+            return distiller.export()
+    bar.close()
+    syn = distiller.export()
+    syn.validate()
+    syn.save(run_dir)
+    append_jsonl(log_path, {"event": "done", "it": total, "time": time.time()})
+    return syn

@@ -1,0 +1,1 @@
+"""Evaluation protocols (classification, retrieval), metrics and results files."""

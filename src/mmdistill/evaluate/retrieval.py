@@ -1,0 +1,180 @@
+"""Image-text retrieval protocol (issue 3 §5; vl-distillation.md §1.3 and §9.2).
+
+An image encoder (a registered net + linear projection) and a text head (MLP over frozen text
+vectors) are trained on the given pairs with symmetric InfoNCE (learnable temperature), or against
+the set's soft similarity matrix when it carries one (``target_fn``). Trained modules (``full`` or
+``heads``) and the lr source (``fixed`` or ``learned``) are explicit fields. Selection = last step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..nets import create_net
+from ..seed import generator, seed_everything
+from .augment import augment_modality
+from .metrics import retrieval_recalls
+
+# target_fn(idx) -> (B, B) soft similarity target for the batch rows idx, or None for identity.
+TargetFn = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class RetrievalProtocol:
+    image_arch: str = "convnet"
+    width: int = 32
+    depth: int = 3
+    norm: str = "instance"
+    embed_dim: int = 256
+    text_hidden: int = 512
+    trained_modules: Literal["full", "heads"] = "full"
+    image_encoder_weights: str | None = None
+    lr_source: Literal["fixed", "learned"] = "fixed"
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    temperature: float = 0.07
+    learn_temperature: bool = True
+    batch_size: int = 128
+    epochs: int = 20
+    min_steps: int = 300
+    augment: bool = True
+    soft_loss: str = "wbce"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    selection: Literal["last"] = "last"
+
+    def net_kwargs(self) -> dict:
+        if self.image_arch == "convnet":
+            return {"width": self.width, "depth": self.depth, "norm": self.norm}
+        return {}
+
+    def total_steps(self, n_train: int) -> int:
+        bs = min(self.batch_size, n_train)
+        return max(self.epochs * math.ceil(n_train / bs), self.min_steps)
+
+    def describe(self, n_train: int) -> dict:
+        d = asdict(self)
+        d.update({
+            "task": "retrieval",
+            "nets": {"image": {"arch": self.image_arch, **self.net_kwargs(), "projection": f"linear -> {self.embed_dim}"},
+                     "text": f"MLP {{d}} -> {self.text_hidden} -> {self.embed_dim} over frozen text vectors"},
+            "loss": "symmetric InfoNCE, or soft targets from the set's similarity matrix when present",
+            "steps": self.total_steps(n_train),
+            "effective_batch_size": min(self.batch_size, n_train),
+            "split": "train on the given pairs, test on the dataset's full test split (all captions)",
+            "metrics": "IR@K: caption -> its image; TR@K: image -> any of its captions; r_mean = mean of six",
+        })
+        return d
+
+
+class DualEncoder(nn.Module):
+    def __init__(self, proto: RetrievalProtocol, image_shape: tuple[int, ...], text_dim: int) -> None:
+        super().__init__()
+        self.image_encoder = create_net(proto.image_arch, image_shape, num_classes=0, **proto.net_kwargs())
+        self.image_head = nn.Linear(self.image_encoder.feat_dim, proto.embed_dim)
+        self.text_head = nn.Sequential(nn.Linear(text_dim, proto.text_hidden), nn.ReLU(), nn.Linear(proto.text_hidden, proto.embed_dim))
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / proto.temperature)), requires_grad=proto.learn_temperature)
+
+    def encode_image(self, x: Tensor) -> Tensor:
+        return F.normalize(self.image_head(self.image_encoder.embed(x)), dim=-1)
+
+    def encode_text(self, t: Tensor) -> Tensor:
+        return F.normalize(self.text_head(t), dim=-1)
+
+    def logits(self, x: Tensor, t: Tensor) -> Tensor:
+        # temperature convention: scale = exp(log_scale), vl-distillation.md §2 (MTT-VL's bug fixed)
+        return self.log_scale.exp().clamp(max=100.0) * self.encode_image(x) @ self.encode_text(t).T
+
+
+def info_nce(logits: Tensor) -> Tensor:
+    y = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y))
+
+
+def _build_optimizer(proto: RetrievalProtocol, model: DualEncoder, lrs: dict[str, float] | None):
+    if proto.trained_modules == "heads":
+        if proto.image_encoder_weights is None:
+            raise ConfigError("retrieval protocol: trained_modules='heads' needs image_encoder_weights (a frozen encoder)")
+        for p in model.image_encoder.parameters():
+            p.requires_grad_(False)
+    img_params = [p for p in model.image_encoder.parameters() if p.requires_grad] + list(model.image_head.parameters())
+    txt_params = list(model.text_head.parameters())
+    other = [model.log_scale] if model.log_scale.requires_grad else []
+    lr_img = lr_txt = proto.lr
+    if proto.lr_source == "learned":
+        if not lrs:
+            raise ConfigError("retrieval protocol: lr_source='learned' but the synthetic set carries no learned step sizes")
+        lr_img, lr_txt = lrs["image"], lrs["text"]
+    groups = [{"params": img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+    if other:
+        groups.append({"params": other, "lr": proto.lr})
+    if proto.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=proto.lr, weight_decay=proto.weight_decay)
+    return torch.optim.SGD(groups, lr=proto.lr, momentum=proto.momentum, weight_decay=proto.weight_decay)
+
+
+def train_and_test(
+    proto: RetrievalProtocol,
+    images: Tensor,
+    texts: Tensor,
+    test_images: Tensor,
+    test_texts: Tensor,
+    test_text_to_image: Tensor,
+    seed: int,
+    *,
+    target_fn: TargetFn | None = None,
+    soft_loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    learned_lrs: dict[str, float] | None = None,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Train a fresh dual encoder on aligned rows (images[i], texts[i]) and test retrieval."""
+    seed_everything(seed)
+    gen = generator(seed)
+    model = DualEncoder(proto, tuple(images.shape[1:]), int(texts.shape[1])).to(device)
+    if proto.image_encoder_weights:
+        from safetensors.torch import load_file
+
+        model.image_encoder.load_state_dict(load_file(proto.image_encoder_weights))
+    opt = _build_optimizer(proto, model, learned_lrs)
+    n = int(images.shape[0])
+    bs = min(proto.batch_size, n)
+    total = proto.total_steps(n)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    model.train()
+    perm = torch.randperm(n, generator=gen)
+    pos = 0
+    for _ in range(total):
+        if pos + bs > n:
+            perm = torch.randperm(n, generator=gen)
+            pos = 0
+        idx = perm[pos:pos + bs]
+        pos += bs
+        x = images[idx].to(device)
+        if proto.augment:
+            x = augment_modality("image", x, gen)
+        logits = model.logits(x, texts[idx].to(device))
+        if target_fn is not None and soft_loss_fn is not None:
+            loss = soft_loss_fn(logits, target_fn(idx).to(device))
+        else:
+            loss = info_nce(logits)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return test_model(model, test_images, test_texts, test_text_to_image, device)
+
+
+@torch.no_grad()
+def test_model(model: DualEncoder, images: Tensor, texts: Tensor, t2i: Tensor, device: str, batch: int = 512) -> dict[str, float]:
+    model.eval()
+    zi = torch.cat([model.encode_image(images[s:s + batch].to(device)).cpu() for s in range(0, images.shape[0], batch)])
+    zt = torch.cat([model.encode_text(texts[s:s + batch].to(device)).cpu() for s in range(0, texts.shape[0], batch)])
+    return retrieval_recalls(zi @ zt.T, t2i)
