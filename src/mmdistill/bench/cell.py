@@ -1,0 +1,104 @@
+"""Run one benchmark cell in its own process and print its rows as JSON (peak RSS is per cell).
+
+``python -m mmdistill.bench.cell '<cell json>' [data_root]``
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .suites import Cell
+
+METRICS = {
+    "classification": ["fused_acc", "audio_acc", "visual_acc"],
+    "retrieval": ["r_mean", "ir@1", "ir@5", "ir@10", "tr@1", "tr@5", "tr@10"],
+}
+
+
+def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
+    from ..config import apply_overrides
+    from ..data import load_dataset
+    from ..distill import Budget, get_method
+    from ..distill.base import run
+    from ..config import from_dict
+    from ..evaluate.protocol import default_protocol, evaluate_real, evaluate_set
+    from ..evaluate.results import aggregate
+    from ..seed import set_threads
+
+    set_threads()
+    t0 = time.perf_counter()
+    train = load_dataset(cell.dataset, "train", data_root, **cell.data)
+    test = load_dataset(cell.dataset, "test", data_root, **cell.data)
+    arch = cell.eval_arch if cell.eval_arch != "convnet" else None
+    distill_s: list[float] = []
+    s_per_iter: list[float] = []
+    if cell.method == "full":
+        proto = default_protocol(train.task, arch=arch, seeds=cell.seeds, **cell.eval)
+        res = evaluate_real(train, test, proto)
+        metrics, protocol = res.metrics, res.protocol
+    else:
+        method_cls = get_method(cell.method)
+        method_cfg = from_dict(method_cls.Config, cell.params, where=f"bench cell {cell.id}")
+        per_seed = []
+        protocol: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory(prefix="mmdistill-bench-") as tmp:
+            for s in cell.seeds:
+                d0 = time.perf_counter()
+                dist = method_cls(method_cfg, train, Budget(int(cell.budget or 0), cell.unit or "ipc"), s)  # type: ignore[arg-type]
+                syn = run(dist, Path(tmp) / f"s{s}", progress=False)
+                distill_s.append(time.perf_counter() - d0)
+                if dist.iterations:
+                    s_per_iter.append(distill_s[-1] / dist.iterations)
+                proto = default_protocol(train.task, arch=arch, seeds=[s], **cell.eval)
+                r = evaluate_set(syn, train, test, proto)
+                protocol = r.protocol
+                per_seed.append({k: v["mean"] for k, v in r.metrics.items()})
+        metrics = aggregate(per_seed)
+        protocol["seeds"] = cell.seeds
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    command = f"mmdistill bench --suite {cell.suite} --only {cell.id}"
+    base = {
+        "suite": cell.suite, "dataset": cell.dataset, "method": cell.row_method,
+        "budget": cell.budget if cell.budget else len(train), "budget_unit": cell.unit or "pairs",
+        "eval_arch": cell.eval_arch, "n_seeds": len(cell.seeds), "wall_s": round(wall, 2),
+        "peak_rss_mb": round(peak, 1), "command": command, "cell": cell.id, **cell.extra,
+    }
+    rows = []
+    for name in METRICS[train.task]:
+        if name in metrics:
+            m = metrics[name]
+            rows.append({**base, "metric": name, "mean": m["mean"], "std": m["std"], "per_seed": m["per_seed"]})
+    if distill_s:
+        rows.append({**base, "metric": "distill_wall_s", "mean": sum(distill_s) / len(distill_s),
+                     "std": _std(distill_s), "per_seed": distill_s})
+    if s_per_iter:
+        rows.append({**base, "metric": "s_per_iter", "mean": sum(s_per_iter) / len(s_per_iter),
+                     "std": _std(s_per_iter), "per_seed": s_per_iter})
+    rows.append({**base, "metric": "peak_rss_mb", "mean": peak, "std": 0.0, "per_seed": [peak]})
+    rows[0]["protocol"] = protocol
+    return rows
+
+
+def _std(v: list[float]) -> float:
+    import statistics
+
+    return statistics.stdev(v) if len(v) > 1 else 0.0
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    data_root = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
+    rows = run_cell(Cell(**spec), data_root)
+    sys.stdout.write("\n@@ROWS@@" + json.dumps(rows, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""``mmdistill bench``: run a suite's cells (each in its own process), merge the rows into
+``benchmarks/<suite>.json`` and re-render ``BENCHMARKS.md`` from every ``benchmarks/*.json``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..io import atomic_write_json
+from .render import render
+from .suites import SUITES, Cell
+
+
+def _run_subprocess(cell: Cell, data_root: str | None) -> list[dict[str, Any]]:
+    cmd = [sys.executable, "-m", "mmdistill.bench.cell", json.dumps(cell.as_dict()), data_root or ""]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or "@@ROWS@@" not in proc.stdout:
+        raise RuntimeError(f"bench cell {cell.id} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.split("@@ROWS@@", 1)[1])
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def run_suite(suite: str, out_dir: Path, only: list[str] | None = None, jobs: int = 1, data_root: str | None = None,
+              render_only: bool = False) -> Path:
+    bench_dir = out_dir / "benchmarks"
+    if render_only:
+        return render(bench_dir, out_dir / "BENCHMARKS.md")
+    if suite not in SUITES:
+        raise ConfigError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+    cells = SUITES[suite]()
+    if only:
+        cells = [c for c in cells if any(o in c.id for o in only)]
+        if not cells:
+            raise ConfigError(f"--only {only} matches no cell of suite {suite!r}")
+    path = bench_dir / f"{suite}.json"
+    rows = load_rows(path)
+    t0 = time.perf_counter()
+
+    def one(cell: Cell) -> list[dict[str, Any]]:
+        c0 = time.perf_counter()
+        r = _run_subprocess(cell, data_root)
+        print(f"[bench] {cell.id}: {time.perf_counter() - c0:.0f} s  "
+              + "  ".join(f"{x['metric']} {x['mean']:.2f}±{x['std']:.2f}" for x in r[:3]), flush=True)
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+        for cell, new in zip(cells, ex.map(one, cells)):
+            rows = [r for r in rows if r.get("cell") != cell.id] + new
+            atomic_write_json(path, rows)  # every finished cell is kept even if a later one fails
+    print(f"[bench] suite {suite}: {len(cells)} cells in {time.perf_counter() - t0:.0f} s -> {path}")
+    return render(bench_dir, out_dir / "BENCHMARKS.md")

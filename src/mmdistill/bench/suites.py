@@ -1,0 +1,59 @@
+"""Benchmark suites: lists of cells (dataset × method × budget × eval arch), issue 3 §9.
+
+A cell distils/selects one set per seed and evaluates it with one fresh model of the same seed,
+so "mean ± std over 3 seeds" covers both the selection and the evaluation randomness. ``full``
+cells train on the whole training set (the upper bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+AV_DATASETS = ["av-digits", "av-digits-hard"]
+CORESETS = ["random", "herding", "k-center", "forgetting"]
+
+
+@dataclass
+class Cell:
+    suite: str
+    dataset: str
+    method: str
+    budget: int | None = None
+    unit: str | None = None  # "ipc" | "pairs" | None for full
+    eval_arch: str = "convnet"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    data: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None  # row method name when it differs from the CLI method (ablations)
+    extra: dict[str, Any] = field(default_factory=dict)  # fields copied into every row (e.g. syn_steps)
+
+    @property
+    def row_method(self) -> str:
+        return self.label or self.method
+
+    @property
+    def id(self) -> str:
+        b = f"{self.budget}{self.unit}" if self.budget else "full"
+        return f"{self.dataset}/{self.row_method}/{b}/{self.eval_arch}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def quick() -> list[Cell]:
+    cells: list[Cell] = []
+    for ds in AV_DATASETS:
+        cells.append(Cell("quick", ds, "full"))
+        for ipc in (1, 10):
+            for m in CORESETS:
+                cells.append(Cell("quick", ds, m, ipc, "ipc"))
+    cells.append(Cell("quick", "emoji", "full"))
+    for pairs in (100, 200):
+        for m in CORESETS:
+            cells.append(Cell("quick", "emoji", m, pairs, "pairs"))
+    return cells
+
+
+SUITES: dict[str, Callable[[], list[Cell]]] = {"quick": quick}
