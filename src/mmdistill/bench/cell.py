@@ -35,54 +35,65 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     train = load_dataset(cell.dataset, "train", data_root, **cell.data)
     test = load_dataset(cell.dataset, "test", data_root, **cell.data)
-    arch = cell.eval_arch if cell.eval_arch != "convnet" else None
+    archs = [cell.eval_arch, *cell.extra_archs]
     distill_s: list[float] = []
     s_per_iter: list[float] = []
+    per_arch: dict[str, list[dict[str, float]]] = {a: [] for a in archs}
+    protocols: dict[str, dict[str, Any]] = {}
     if cell.method == "full":
-        proto = default_protocol(train.task, arch=arch, seeds=cell.seeds, **cell.eval)
-        res = evaluate_real(train, test, proto)
-        metrics, protocol = res.metrics, res.protocol
+        for a in archs:
+            proto = default_protocol(train.task, arch=a, seeds=cell.seeds, **cell.eval)
+            res = evaluate_real(train, test, proto)
+            per_arch[a] = [{k: v["per_seed"][i] for k, v in res.metrics.items()} for i in range(len(cell.seeds))]
+            protocols[a] = res.protocol
     else:
         method_cls = get_method(cell.method)
         method_cfg = from_dict(method_cls.Config, cell.params, where=f"bench cell {cell.id}")
-        per_seed = []
-        protocol: dict[str, Any] = {}
+        syn_seeds = cell.syn_seeds if cell.syn_seeds is not None else cell.seeds
         with tempfile.TemporaryDirectory(prefix="mmdistill-bench-") as tmp:
-            for s in cell.seeds:
+            for s in syn_seeds:
                 d0 = time.perf_counter()
                 dist = method_cls(method_cfg, train, Budget(int(cell.budget or 0), cell.unit or "ipc"), s)  # type: ignore[arg-type]
                 syn = run(dist, Path(tmp) / f"s{s}", progress=False)
                 distill_s.append(time.perf_counter() - d0)
                 if dist.iterations:
                     s_per_iter.append(distill_s[-1] / dist.iterations)
-                proto = default_protocol(train.task, arch=arch, seeds=[s], **cell.eval)
-                r = evaluate_set(syn, train, test, proto)
-                protocol = r.protocol
-                per_seed.append({k: v["mean"] for k, v in r.metrics.items()})
-        metrics = aggregate(per_seed)
-        protocol["seeds"] = cell.seeds
+                eval_seeds = cell.seeds if cell.syn_seeds is not None else [s]
+                for a in archs:
+                    proto = default_protocol(train.task, arch=a, seeds=eval_seeds, **cell.eval)
+                    r = evaluate_set(syn, train, test, proto)
+                    protocols[a] = r.protocol
+                    per_arch[a] += [{k: v["per_seed"][i] for k, v in r.metrics.items()} for i in range(len(eval_seeds))]
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    command = f"mmdistill bench --suite {cell.suite} --only {cell.id}"
-    base = {
-        "suite": cell.suite, "dataset": cell.dataset, "method": cell.row_method,
-        "budget": cell.budget if cell.budget else len(train), "budget_unit": cell.unit or "pairs",
-        "eval_arch": cell.eval_arch, "n_seeds": len(cell.seeds), "wall_s": round(wall, 2),
-        "peak_rss_mb": round(peak, 1), "command": command, "cell": cell.id, **cell.extra,
-    }
-    rows = []
-    for name in METRICS[train.task]:
-        if name in metrics:
-            m = metrics[name]
-            rows.append({**base, "metric": name, "mean": m["mean"], "std": m["std"], "per_seed": m["per_seed"]})
-    if distill_s:
-        rows.append({**base, "metric": "distill_wall_s", "mean": sum(distill_s) / len(distill_s),
-                     "std": _std(distill_s), "per_seed": distill_s})
-    if s_per_iter:
-        rows.append({**base, "metric": "s_per_iter", "mean": sum(s_per_iter) / len(s_per_iter),
-                     "std": _std(s_per_iter), "per_seed": s_per_iter})
-    rows.append({**base, "metric": "peak_rss_mb", "mean": peak, "std": 0.0, "per_seed": [peak]})
-    rows[0]["protocol"] = protocol
+    rows: list[dict[str, Any]] = []
+    for a in archs:
+        metrics = aggregate(per_arch[a])
+        cid = cell.cell_id(a)
+        base = {
+            "suite": cell.suite, "dataset": cell.dataset, "method": cell.row_method,
+            "budget": cell.budget if cell.budget else len(train), "budget_unit": cell.unit or "pairs",
+            "eval_arch": a, "n_seeds": len(per_arch[a]), "n_sets": len(distill_s) or None, "wall_s": round(wall, 2),
+            "peak_rss_mb": round(peak, 1), "command": f"mmdistill bench --suite {cell.suite} --only {cell.id}",
+            "cell": cid, **cell.extra,
+        }
+        arows = []
+        for name in METRICS[train.task]:
+            if name in metrics:
+                m = metrics[name]
+                arows.append({**base, "metric": name, "mean": m["mean"], "std": m["std"], "per_seed": m["per_seed"]})
+        if distill_s:
+            arows.append({**base, "metric": "distill_wall_s", "mean": sum(distill_s) / len(distill_s),
+                          "std": _std(distill_s), "per_seed": distill_s})
+        if s_per_iter:
+            arows.append({**base, "metric": "s_per_iter", "mean": sum(s_per_iter) / len(s_per_iter),
+                          "std": _std(s_per_iter), "per_seed": s_per_iter})
+        arows.append({**base, "metric": "peak_rss_mb", "mean": peak, "std": 0.0, "per_seed": [peak]})
+        p = dict(protocols.get(a, {}))
+        p["eval_seeds"] = cell.seeds
+        p["syn_seeds"] = cell.syn_seeds if cell.syn_seeds is not None else (cell.seeds if cell.method != "full" else None)
+        arows[0]["protocol"] = p
+        rows += arows
     return rows
 
 

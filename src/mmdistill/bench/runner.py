@@ -40,7 +40,7 @@ def run_suite(suite: str, out_dir: Path, only: list[str] | None = None, jobs: in
         raise ConfigError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
     cells = SUITES[suite]()
     if only:
-        cells = [c for c in cells if any(o in c.id for o in only)]
+        cells = [c for c in cells if any(o in i for o in only for i in c.ids)]
         if not cells:
             raise ConfigError(f"--only {only} matches no cell of suite {suite!r}")
     path = bench_dir / f"{suite}.json"
@@ -56,7 +56,7 @@ def run_suite(suite: str, out_dir: Path, only: list[str] | None = None, jobs: in
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
         for cell, new in zip(cells, ex.map(one, cells)):
-            rows = [r for r in rows if r.get("cell") != cell.id] + new
+            rows = [r for r in rows if r.get("cell") not in cell.ids] + new
             atomic_write_json(path, rows)  # every finished cell is kept even if a later one fails
     print(f"[bench] suite {suite}: {len(cells)} cells in {time.perf_counter() - t0:.0f} s -> {path}")
     return render(bench_dir, out_dir / "BENCHMARKS.md")

@@ -23,6 +23,11 @@ class Cell:
     unit: str | None = None  # "ipc" | "pairs" | None for full
     eval_arch: str = "convnet"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # None: one set per seed, each evaluated by one model of that seed. A list: one set per entry,
+    # each evaluated by one model per entry of ``seeds`` (e.g. 1 set x 3 models when sets are costly).
+    syn_seeds: list[int] | None = None
+    # more evaluation architectures for the same sets (cross-architecture rows without re-distilling)
+    extra_archs: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
@@ -33,10 +38,17 @@ class Cell:
     def row_method(self) -> str:
         return self.label or self.method
 
+    def cell_id(self, arch: str | None = None) -> str:
+        b = f"{self.budget}{self.unit}" if self.budget else "full"
+        return f"{self.dataset}/{self.row_method}/{b}/{arch or self.eval_arch}"
+
     @property
     def id(self) -> str:
-        b = f"{self.budget}{self.unit}" if self.budget else "full"
-        return f"{self.dataset}/{self.row_method}/{b}/{self.eval_arch}"
+        return self.cell_id()
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.cell_id(a) for a in [self.eval_arch, *self.extra_archs]]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
