@@ -5,6 +5,10 @@
 * ``feat_dim: int`` - size of the embedding returned by ``embed``;
 * ``embed(x) -> (B, feat_dim)`` - flattened penultimate features;
 * ``forward(x)`` - logits (B, num_classes) when ``num_classes > 0``, else ``embed(x)``.
+
+Unknown options raise ConfigError naming the option. Helpers: ``count_params`` (here), ``functional``
+(flat-parameter forward for unrolled training), ``hooks.FeatureTap`` (features by module path), ``heads``
+(``EnsembleHead``, ``fuse``, ``ProjectionHead``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from typing import Any
 from torch import nn
 
 from ..registry import Registry
+from ._common import count_params
+
+__all__ = ["NETS", "count_params", "create_net", "net_names"]
 
 NETS: Registry[Any] = Registry("net")
 
