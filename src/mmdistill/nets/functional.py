@@ -8,6 +8,9 @@ with θ in place of its parameters via :func:`torch.func.functional_call`, so gr
 Buffers are the module's own: with ``norm="batch"`` in ``train()`` mode this path normalises with the batch
 statistics (as MTT does) and updates the module's running statistics as a side effect, exactly like
 ``net(x)``; in ``eval()`` mode it uses the running statistics. Dropout follows the module's mode too.
+That side effect works with ``torch.autograd.grad`` (incl. ``create_graph=True``) but not inside
+``torch.func.grad``/``vmap``, which forbid mutating captured buffers: call
+``torch.func.replace_all_batch_norm_modules_(net)`` first if you need those transforms with batch norm.
 """
 
 from __future__ import annotations
