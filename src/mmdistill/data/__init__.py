@@ -41,3 +41,13 @@ def load_dataset(name: str, split: str = "train", data_root: str | None = None, 
 
 
 __all__ = ["DATASETS", "PairedDataset", "load_dataset", "dataset_names", "get_dataset_spec", "resolve_data_root"]
+
+
+def dataset_info(name: str, data_root: str | None = None, **params: Any) -> dict[str, Any]:
+    """Static ``info()`` of a dataset plus its split summaries (see :mod:`mmdistill.data.info`)."""
+    from .info import dataset_info as _info
+
+    return _info(name, data_root, **params)
+
+
+__all__ += ["dataset_info"]

@@ -267,7 +267,7 @@ class AVDigits:
             "obtain": f"{FSDD_FILE} and {MNIST_FILE} under the data root (../shared/data). {MNIST_HOW}",
             "files": [FSDD_FILE, MNIST_FILE],
             "params": dict(cls.DEFAULTS),
-            "splits": {"train": "FSDD takes 5-49 (2,700 pairs)", "test": "FSDD takes 0-4 (300 pairs)"},
+            "split_rule": {"train": "FSDD takes 5-49 (2,700 pairs)", "test": "FSDD takes 0-4 (300 pairs)"},
         }
 
 
