@@ -69,3 +69,13 @@ def quick() -> list[Cell]:
 
 
 SUITES: dict[str, Callable[[], list[Cell]]] = {"quick": quick}
+
+
+def _register_av() -> None:
+    """Issue 4: the audio-visual distillation suite ``av`` and its target check."""
+    from . import av_suite
+
+    av_suite.register()
+
+
+_register_av()

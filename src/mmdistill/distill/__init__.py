@@ -7,6 +7,7 @@ import importlib
 from .base import METHODS, Budget, Distiller, run
 
 _MODULES = ["mmdistill.coreset.methods"]
+_MODULES += ["mmdistill.distill.dm", "mmdistill.distill.avdd", "mmdistill.distill.davdd"]  # issue 4: audio-visual
 
 
 def _ensure_loaded() -> None:

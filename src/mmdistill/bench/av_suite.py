@@ -1,0 +1,142 @@
+"""Benchmark suite ``av`` (issue 4): audio-visual distillation on av-digits and av-digits-hard.
+
+Rows: methods random, herding, dm, avdd, dm-avdd-lr (DM at AVDD's equivalent lr, av-distillation.md §3.5),
+davdd and its ablations (davdd-no-private, -no-common, -random-nets, -no-proto, -no-infonce); IPC 1, 10, 20;
+evaluation with ConvNet and cross-architecture (LeNet, AlexNet, VGG11, ResNet18) on the same sets; metrics
+fused / audio / visual accuracy, distillation wall time, s/iter and peak RSS; ``full`` rows (whole training
+set) for the retention target. Method params come from the quick configs ``configs/av/<method>_<dataset>.yaml``
+(one source of truth); ablations override one switch of the davdd config.
+
+CPU sizing (cpu-calibration.md §3/§5, measured on this box): the suite uses the 1×32×32 log-mel
+(``data: {n_mels: 32, frames: 32}``; about 4× cheaper than 64×64 for about 1 point of audio accuracy, §5),
+so its ``full`` rows are computed at the same data params. IPC 10/20 cells distil one set and evaluate it
+with 3 evaluation seeds (``syn_seeds=[0]``); IPC 1 cells distil 3 sets (one per seed).
+
+The target check (:func:`check_av`, registered in ``render.CHECKS["av"]``): at IPC 1 on av-digits-hard,
+DAVDD > AVDD ≥ DM > herding > random on fused accuracy, and DAVDD retains ≥ 90 % of full-data accuracy at
+IPC 10 (full rows from this suite, else from ``benchmarks/quick.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .suites import AV_DATASETS, Cell
+
+DATA: dict[str, Any] = {"n_mels": 32, "frames": 32}
+EXTRA_ARCHS = ["lenet", "alexnet", "vgg11", "resnet18"]
+IPCS = (1, 10, 20)
+DISTILLED = ["dm", "avdd", "dm-avdd-lr", "davdd"]
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "davdd-no-private": {"use_private": False},
+    "davdd-no-common": {"use_common": False},
+    "davdd-random-nets": {"bank": {"pretrained": False}},
+    "davdd-no-proto": {"use_proto": False},
+    "davdd-no-infonce": {"use_infonce": False},
+}
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "av"
+
+
+def config_params(label: str, dataset: str) -> tuple[str, dict[str, Any]]:
+    """(CLI method, params) from ``configs/av/<label>_<dataset>.yaml``."""
+    import yaml
+
+    path = CONFIG_DIR / f"{label}_{dataset}.yaml"
+    if not path.is_file():
+        path = CONFIG_DIR / f"{label}_av-digits.yaml"
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return str(cfg.get("method", label)), dict(cfg.get("params") or {})
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def av() -> list[Cell]:
+    cells: list[Cell] = []
+    for ds in AV_DATASETS:
+        cells.append(Cell("av", ds, "full", data=dict(DATA), extra_archs=list(EXTRA_ARCHS)))
+        for ipc in IPCS:
+            syn_seeds = None if ipc == 1 else [0]
+            for m in ("random", "herding"):
+                params = {"proxy": {"epochs": 4}} if m == "herding" else {}
+                cells.append(Cell("av", ds, m, ipc, "ipc", data=dict(DATA), params=params, extra_archs=list(EXTRA_ARCHS)))
+            for label in DISTILLED:
+                method, params = config_params(label, ds)
+                cells.append(Cell("av", ds, method, ipc, "ipc", data=dict(DATA), params=params, syn_seeds=syn_seeds,
+                                  extra_archs=list(EXTRA_ARCHS), label=None if label == method else label))
+            for label, over in ABLATIONS.items():
+                method, params = config_params("davdd", ds)
+                cells.append(Cell("av", ds, method, ipc, "ipc", data=dict(DATA), params=_merge(params, over),
+                                  syn_seeds=syn_seeds, label=label))
+    return cells
+
+
+# ------------------------------------------------------------------------------------------ target check
+
+
+def _acc(rows: list[dict[str, Any]], ds: str, method: str, budget: int | None, arch: str = "convnet",
+         metric: str = "fused_acc") -> dict[str, Any] | None:
+    for r in rows:
+        if (r.get("dataset") == ds and r.get("method") == method and r.get("eval_arch") == arch
+                and r.get("metric") == metric and (budget is None or (r.get("budget") == budget and r.get("budget_unit") == "ipc"))):
+            return r
+    return None
+
+
+def _fmt(r: dict[str, Any] | None) -> str:
+    return "n/a" if r is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
+
+
+def check_av(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["### Targets (issue 4)", ""]
+    ds = "av-digits-hard"
+    chain = [("davdd", ">"), ("avdd", "≥"), ("dm", ">"), ("herding", ">"), ("random", None)]
+    vals = {m: _acc(rows, ds, m, 1) for m, _ in chain}
+    line = " ".join(f"{m.upper() if m in ('dm', 'avdd', 'davdd') else m} {_fmt(vals[m])}" + (f" {op}" if op else "")
+                    for m, op in chain)
+    if any(v is None for v in vals.values()):
+        missing = [m for m, v in vals.items() if v is None]
+        out.append(f"- IPC 1 on {ds}, fused accuracy: **not evaluated** (missing rows: {', '.join(missing)}).")
+    else:
+        parts, ok = [], True
+        for (a, op), (b, _) in zip(chain, chain[1:]):
+            d = vals[a]["mean"] - vals[b]["mean"]  # type: ignore[index]
+            holds = d > 0 if op == ">" else d >= 0
+            ok &= holds
+            parts.append(f"{a} − {b} = {d:+.2f} ({'holds' if holds else 'MISSED'})")
+        out.append(f"- IPC 1 on {ds}, fused accuracy: {line} → **{'holds' if ok else 'MISSED'}**; margins: "
+                   + "; ".join(parts) + ".")
+    for d in AV_DATASETS:
+        dav = _acc(rows, d, "davdd", 10)
+        full = _acc(rows, d, "full", None)
+        src = "suite av"
+        if full is None:
+            qp = Path.cwd() / "benchmarks" / "quick.json"
+            if qp.is_file():
+                full = _acc(json.loads(qp.read_text(encoding="utf-8")), d, "full", None)
+                src = "benchmarks/quick.json (its data params may differ)"
+        if dav is None or full is None:
+            out.append(f"- DAVDD IPC 10 on {d} retains ≥ 90 % of full-data fused accuracy: **not evaluated** "
+                       f"(DAVDD {_fmt(dav)}, full {_fmt(full)}).")
+            continue
+        ratio = dav["mean"] / full["mean"] if full["mean"] else 0.0
+        ok = ratio >= 0.9
+        out.append(f"- DAVDD IPC 10 on {d}: {_fmt(dav)} vs full data {_fmt(full)} ({src}) = {100 * ratio:.1f} % retained "
+                   f"(target ≥ 90 %, margin {100 * (ratio - 0.9):+.1f} points) → **{'holds' if ok else 'MISSED'}**.")
+    return out
+
+
+def register() -> None:
+    from .render import CHECKS
+    from .suites import SUITES
+
+    SUITES.setdefault("av", av)
+    checks = CHECKS.setdefault("av", [])
+    if check_av not in checks:
+        checks.append(check_av)

@@ -1,0 +1,328 @@
+"""DAVDD's encoder bank and decoupler bank: K frozen (audio, visual) encoder pairs trained on the real data.
+
+av-distillation.md §7.6 (spec, every default [unverified]) and §4.3 (interpretation). Our recipe:
+
+* **Encoder pairs.** ``num_seeds`` independent runs, each training an audio and a visual encoder jointly with
+  one linear head per modality (CE_a + CE_v, Adam, train-time augmentation of the evaluation protocol) and
+  snapshotting at ``snapshot_epochs``: K = num_seeds × len(snapshot_epochs) pairs ("seeds × checkpoint
+  epochs", §7.6). ``pretrained=False`` keeps the encoders at their random init (epoch 0) - the
+  ``davdd-random-nets`` ablation, with the same K and the same decoupler training on top.
+* **Decouplers** (per pair and modality): common C_m and private P_m heads, each
+  Linear(d_enc→hidden) → ReLU → Linear(hidden→dim), trained with the encoders frozen on the real training
+  features: CE of a per-modality linear classifier on [C_m; P_m] + symmetric InfoNCE_τ(C_a(a_i), C_v(v_i))
+  + w_orth · ‖C̃ᵀP̃‖²_F/B² (batch-centred cross-covariance) (§7.6 "our proposal"; the optional
+  reconstruction term is not implemented).
+* **Cache.** ``cache_dir()/banks/<key>/`` (or ``BankConfig.path``): ``pair_KKK.safetensors`` (one file per
+  pair, keys ``audio.*`` / ``visual.*``), ``decoupler_<dkey>_KKK.safetensors`` and ``manifest.json``
+  naming dataset, data params, a sha256 fingerprint of the training tensors, the encoder arch, bank
+  config, and every finished file with its sha256. Every file is written atomically and the manifest is
+  rewritten after each finished pair, so a killed run resumes and skips finished pairs. Loading a bank
+  whose manifest names another dataset / data raises :class:`IntegrityError`; another arch or bank
+  config raises :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from ..data.paired import PairedDataset
+from ..data.root import cache_dir
+from ..errors import ConfigError, IntegrityError
+from ..evaluate.augment import augment_modality
+from ..io import atomic_write_json, atomic_write_with, sha256_file
+from ..nets import create_net
+from ..seed import derive_seed, generator, seed_everything
+
+MODALITIES = ("audio", "visual")
+MANIFEST = "manifest.json"
+FORMAT = "mmdistill.av-bank"
+
+
+@dataclass
+class BankConfig:
+    """Encoder bank. Reported K = 40 [unverified]; our default 8 seeds × 5 snapshots = 40."""
+
+    num_seeds: int = 8  # [unverified] diversity by seeds
+    snapshot_epochs: list[int] = field(default_factory=lambda: [2, 4, 6, 8, 10])  # [unverified] ... x checkpoint epochs
+    pretrained: bool = True  # False: random-init encoders (ablation davdd-random-nets)
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0  # the bank is shared by all distillation seeds (trained once)
+    path: str | None = None  # explicit bank directory; default cache_dir()/banks/<key>
+
+    @property
+    def size(self) -> int:
+        return self.num_seeds * (len(self.snapshot_epochs) if self.pretrained else 1)
+
+
+@dataclass
+class DecouplerConfig:
+    """Common/private MLP heads per pair and modality (§7.6; all defaults [unverified], our choice)."""
+
+    hidden: int = 1024  # [unverified] h
+    dim: int = 256  # [unverified] d
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 256
+    tau: float = 0.07  # [unverified] InfoNCE temperature
+    w_ce: float = 1.0
+    w_nce: float = 1.0
+    w_orth: float = 1.0
+
+
+def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
+
+
+class Decoupler(nn.Module):
+    """``common[m]`` and ``private[m]`` heads per modality, plus the per-modality classifiers used in training."""
+
+    def __init__(self, feat_dims: dict[str, int], cfg: DecouplerConfig, num_classes: int) -> None:
+        super().__init__()
+        self.common = nn.ModuleDict({m: mlp(d, cfg.hidden, cfg.dim) for m, d in feat_dims.items()})
+        self.private = nn.ModuleDict({m: mlp(d, cfg.hidden, cfg.dim) for m, d in feat_dims.items()})
+        self.cls = nn.ModuleDict({m: nn.Linear(2 * cfg.dim, num_classes) for m in feat_dims})
+
+
+def info_nce(za: Tensor, zv: Tensor, tau: float) -> Tensor:
+    """Symmetric InfoNCE between row-aligned (n, d) features: ½(CE(A→V) + CE(V→A)), rows L2-normalised."""
+    za, zv = F.normalize(za, dim=1), F.normalize(zv, dim=1)
+    logits = za @ zv.t() / tau
+    target = torch.arange(za.shape[0], device=za.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+def orth_penalty(c: Tensor, p: Tensor) -> Tensor:
+    c = c - c.mean(0, keepdim=True)
+    p = p - p.mean(0, keepdim=True)
+    return ((c.t() @ p) ** 2).sum() / float(c.shape[0] ** 2)
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+
+def data_fingerprint(ds: PairedDataset) -> str:
+    h = hashlib.sha256()
+    for m in sorted(ds.tensors):
+        t = ds.tensors[m].detach().contiguous().cpu()
+        h.update(m.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    if ds.labels is not None:
+        h.update(ds.labels.contiguous().cpu().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _bank_desc(net: Any, cfg: BankConfig) -> dict[str, Any]:
+    b = asdict(cfg)
+    b.pop("path", None)
+    return {"net": asdict(net), "bank": b}
+
+
+def bank_key(ds: PairedDataset, net: Any, cfg: BankConfig) -> str:
+    blob = json.dumps({"dataset": ds.name, "params": ds.meta.get("params", {}), "fp": data_fingerprint(ds),
+                       **_bank_desc(net, cfg), "v": 1}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def decoupler_key(cfg: DecouplerConfig) -> str:
+    return hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------- bank
+
+
+class EncoderBank:
+    """Trains (once), caches and loads the K encoder pairs and their decouplers for one dataset."""
+
+    def __init__(self, ds: PairedDataset, net: Any, cfg: BankConfig, device: str = "cpu", progress: bool = False) -> None:
+        self.ds, self.net, self.cfg = ds, net, cfg
+        self.device = torch.device(device)
+        self.progress = progress
+        self.fingerprint = data_fingerprint(ds)
+        self.dir = Path(cfg.path).expanduser() if cfg.path else cache_dir() / "banks" / bank_key(ds, net, cfg)
+        self.shapes = {m: tuple(ds.tensors[m].shape[1:]) for m in MODALITIES}
+        self.num_classes = ds.num_classes or int(ds.labels.max()) + 1  # type: ignore[union-attr]
+
+    # -------------------------------------------------------------- manifest
+    def _expected(self) -> dict[str, Any]:
+        return {"format": FORMAT, "dataset": self.ds.name, "data_params": self.ds.meta.get("params", {}),
+                "data_fingerprint": self.fingerprint, **_bank_desc(self.net, self.cfg)}
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The manifest (created if absent); raises on a bank trained on other data or with another config."""
+        p = self.dir / MANIFEST
+        exp = self._expected()
+        if not p.is_file():
+            return {**exp, "pairs": {}, "decouplers": {}}
+        try:
+            man = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise IntegrityError(f"{p}: not valid JSON ({e})") from None
+        if man.get("format") != FORMAT:
+            raise IntegrityError(f"{p}: field 'format' is {man.get('format')!r}, expected {FORMAT!r}")
+        for k in ("dataset", "data_params", "data_fingerprint"):
+            if json.dumps(man.get(k), sort_keys=True, default=str) != json.dumps(exp[k], sort_keys=True, default=str):
+                raise IntegrityError(
+                    f"{p}: encoder bank was trained on dataset {man.get('dataset')!r} (params {man.get('data_params')}, "
+                    f"fingerprint {str(man.get('data_fingerprint'))[:12]}), not on {exp['dataset']!r} (params "
+                    f"{exp['data_params']}, fingerprint {exp['data_fingerprint'][:12]}); field {k!r} differs. Use a "
+                    f"bank trained on this dataset (unset bank.path to use the default cache location).")
+        for k in ("net", "bank"):
+            if json.dumps(man.get(k), sort_keys=True) != json.dumps(exp[k], sort_keys=True):
+                raise ConfigError(f"{p}: field {k!r} of the bank manifest ({man.get(k)}) differs from the config ({exp[k]})")
+        man.setdefault("pairs", {})
+        man.setdefault("decouplers", {})
+        return man
+
+    def _write_manifest(self, man: dict[str, Any]) -> None:
+        atomic_write_json(self.dir / MANIFEST, man)
+
+    def _valid(self, rec: dict[str, Any] | None) -> bool:
+        if not rec:
+            return False
+        f = self.dir / rec["file"]
+        return f.is_file() and sha256_file(f) == rec.get("sha256")
+
+    # -------------------------------------------------------------- encoders
+    def new_encoders(self) -> nn.ModuleDict:
+        return nn.ModuleDict({m: create_net(self.net.arch, self.shapes[m], num_classes=0, **self.net.kwargs(m))
+                              for m in MODALITIES})
+
+    def pair_plan(self) -> list[tuple[int, int]]:
+        """(seed index, epoch) of each pair k."""
+        eps = list(self.cfg.snapshot_epochs) if self.cfg.pretrained else [0]
+        return [(s, e) for s in range(self.cfg.num_seeds) for e in eps]
+
+    def ensure(self) -> dict[str, Any]:
+        """Train whatever pairs and decouplers are missing; return the manifest."""
+        if self.cfg.num_seeds < 1 or (self.cfg.pretrained and not self.cfg.snapshot_epochs):
+            raise ConfigError("bank: num_seeds must be >= 1 and snapshot_epochs non-empty")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        man = self.read_manifest()
+        plan = self.pair_plan()
+        for s in range(self.cfg.num_seeds):
+            ks = [k for k, (si, _) in enumerate(plan) if si == s]
+            if all(self._valid(man["pairs"].get(str(k))) for k in ks):
+                continue
+            self._train_seed(s, {plan[k][1]: k for k in ks}, man)
+        return man
+
+    def _save_pair(self, k: int, enc: nn.ModuleDict, seed_idx: int, epoch: int, man: dict[str, Any]) -> None:
+        name = f"pair_{k:03d}.safetensors"
+        sd = {f"{m}.{n}": t.detach().cpu().contiguous().clone() for m in MODALITIES for n, t in enc[m].state_dict().items()}
+        atomic_write_with(self.dir / name, lambda p: save_file(sd, p))
+        man["pairs"][str(k)] = {"file": name, "seed_index": seed_idx, "epoch": epoch, "sha256": sha256_file(self.dir / name)}
+        self._write_manifest(man)
+
+    def _train_seed(self, s: int, snaps: dict[int, int], man: dict[str, Any]) -> None:
+        seed = derive_seed(self.cfg.seed, "bank", s)
+        seed_everything(seed)
+        gen = generator(seed)
+        enc = self.new_encoders().to(self.device)
+        if 0 in snaps:
+            self._save_pair(snaps[0], enc, s, 0, man)
+        last = max(snaps)
+        if last == 0:
+            return
+        heads = nn.ModuleDict({m: nn.Linear(enc[m].feat_dim, self.num_classes) for m in MODALITIES}).to(self.device)
+        opt = torch.optim.Adam(list(enc.parameters()) + list(heads.parameters()), lr=self.cfg.lr)
+        x = {m: self.ds.tensors[m] for m in MODALITIES}
+        y = self.ds.labels
+        n = len(self.ds)
+        bs = min(self.cfg.batch_size, n)
+        enc.train()
+        for ep in range(1, last + 1):
+            perm = torch.randperm(n, generator=gen)
+            for st in range(0, n - bs + 1, bs):
+                idx = perm[st:st + bs]
+                loss = sum(F.cross_entropy(heads[m](enc[m].embed(augment_modality(m, x[m][idx].float(), gen).to(self.device))),
+                                           y[idx].to(self.device)) for m in MODALITIES)  # type: ignore[index]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[union-attr]
+                opt.step()
+            if ep in snaps:
+                self._save_pair(snaps[ep], enc, s, ep, man)
+
+    def load_encoders(self, k: int) -> nn.ModuleDict:
+        man = self.read_manifest()
+        rec = man["pairs"].get(str(k))
+        if not self._valid(rec):
+            raise IntegrityError(f"{self.dir}: encoder pair {k} missing or its sha256 does not match the manifest")
+        sd = load_file(str(self.dir / rec["file"]))  # type: ignore[index]
+        enc = self.new_encoders()
+        for m in MODALITIES:
+            enc[m].load_state_dict({n[len(m) + 1:]: t for n, t in sd.items() if n.startswith(m + ".")})
+        enc.eval()
+        for p in enc.parameters():
+            p.requires_grad_(False)
+        return enc.to(self.device)
+
+    # -------------------------------------------------------------- decouplers
+    @torch.no_grad()
+    def features(self, enc: nn.ModuleDict) -> dict[str, Tensor]:
+        out = {}
+        for m in MODALITIES:
+            x = self.ds.tensors[m]
+            out[m] = torch.cat([enc[m].embed(x[s:s + 256].float().to(self.device)) for s in range(0, x.shape[0], 256)]).cpu()
+        return out
+
+    def ensure_decouplers(self, dcfg: DecouplerConfig) -> list[Decoupler]:
+        man = self.ensure()
+        dkey = decoupler_key(dcfg)
+        entry = man["decouplers"].setdefault(dkey, {"config": asdict(dcfg), "pairs": {}})
+        out = []
+        for k in range(self.cfg.size):
+            enc = self.load_encoders(k)
+            dims = {m: int(enc[m].feat_dim) for m in MODALITIES}
+            rec = entry["pairs"].get(str(k))
+            dec = Decoupler(dims, dcfg, self.num_classes)
+            if self._valid(rec):
+                dec.load_state_dict(load_file(str(self.dir / rec["file"])))
+            else:
+                self._train_decoupler(dec, enc, dcfg, derive_seed(self.cfg.seed, "decoupler", k))
+                name = f"decoupler_{dkey}_{k:03d}.safetensors"
+                sd = {n: t.detach().cpu().contiguous().clone() for n, t in dec.state_dict().items()}
+                atomic_write_with(self.dir / name, lambda p: save_file(sd, p))
+                entry["pairs"][str(k)] = {"file": name, "sha256": sha256_file(self.dir / name)}
+                self._write_manifest(man)
+            dec.eval()
+            for p in dec.parameters():
+                p.requires_grad_(False)
+            out.append(dec.to(self.device))
+        return out
+
+    def _train_decoupler(self, dec: Decoupler, enc: nn.ModuleDict, cfg: DecouplerConfig, seed: int) -> dict[str, float]:
+        seed_everything(seed)
+        gen = generator(seed)
+        feats = self.features(enc)
+        y = self.ds.labels
+        n = int(y.shape[0])  # type: ignore[union-attr]
+        bs = min(cfg.batch_size, n)
+        dec.train()
+        opt = torch.optim.Adam(dec.parameters(), lr=cfg.lr)
+        last: dict[str, float] = {}
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(n, generator=gen)
+            for st in range(0, n - bs + 1, bs):
+                idx = perm[st:st + bs]
+                c = {m: dec.common[m](feats[m][idx]) for m in MODALITIES}
+                p = {m: dec.private[m](feats[m][idx]) for m in MODALITIES}
+                ce = sum(F.cross_entropy(dec.cls[m](torch.cat([c[m], p[m]], 1)), y[idx]) for m in MODALITIES)  # type: ignore[index]
+                nce = info_nce(c["audio"], c["visual"], cfg.tau)
+                orth = sum(orth_penalty(F.normalize(c[m], dim=1), F.normalize(p[m], dim=1)) for m in MODALITIES)
+                loss = cfg.w_ce * ce + cfg.w_nce * nce + cfg.w_orth * orth
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[union-attr]
+                opt.step()
+                last = {"ce": float(ce.detach()), "nce": float(nce.detach()), "orth": float(orth.detach())}  # type: ignore[union-attr]
+        return last
