@@ -32,7 +32,7 @@ from ..seed import generator, seed_everything
 
 @dataclass
 class ProxyConfig:
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 64
     lr: float = 1e-3
     width: int = 32

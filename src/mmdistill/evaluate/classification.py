@@ -37,9 +37,9 @@ class ClassificationProtocol:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    batch_size: int = 64
-    epochs: int = 30
-    min_steps: int = 300
+    batch_size: int = 32
+    epochs: int = 10
+    min_steps: int = 200
     lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
     augment: bool = True
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])

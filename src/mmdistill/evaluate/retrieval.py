@@ -43,9 +43,9 @@ class RetrievalProtocol:
     weight_decay: float = 1e-4
     temperature: float = 0.07
     learn_temperature: bool = True
-    batch_size: int = 128
-    epochs: int = 20
-    min_steps: int = 300
+    batch_size: int = 64
+    epochs: int = 5
+    min_steps: int = 200
     augment: bool = True
     soft_loss: str = "wbce"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
