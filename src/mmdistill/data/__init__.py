@@ -34,7 +34,8 @@ def get_dataset_spec(name: str) -> Any:
     return DATASETS.get(name)
 
 
-def load_dataset(name: str, split: str = "train", data_root: str | None = None, **params: Any) -> PairedDataset:
+def load_dataset(name: str, /, split: str = "train", data_root: str | None = None, **params: Any) -> PairedDataset:
+    """Load one split. ``name`` is positional-only so a dataset param may itself be called ``name``."""
     spec = get_dataset_spec(name)
     root = resolve_data_root(data_root)
     return spec.load(split=split, root=root, **params)
@@ -43,7 +44,7 @@ def load_dataset(name: str, split: str = "train", data_root: str | None = None, 
 __all__ = ["DATASETS", "PairedDataset", "load_dataset", "dataset_names", "get_dataset_spec", "resolve_data_root"]
 
 
-def dataset_info(name: str, data_root: str | None = None, **params: Any) -> dict[str, Any]:
+def dataset_info(name: str, /, data_root: str | None = None, **params: Any) -> dict[str, Any]:
     """Static ``info()`` of a dataset plus its split summaries (see :mod:`mmdistill.data.info`)."""
     from .info import dataset_info as _info
 

@@ -14,8 +14,9 @@ offline-data.md §6 "AV #1"; sanity numbers in cpu-calibration.md §5.
   ``meta["speakers"]``), ``take`` and ``image_index`` (row of the MNIST CSV, for pool checks).
 * **Normalisation** (``meta["norm"]``): audio standardised with the *train* split's global mean/std;
   images ``(x/255 - 0.1307) / 0.3081``.
-* **Cache**: both splits' tensors in one safetensors file under ``cache_dir()/<dataset>/`` keyed by
-  (dataset, params, sha256 of both source files).
+* **Cache** (under ``cache_dir()/<dataset>/``): the un-normalised log-mels of all clips keyed by (dataset,
+  audio params, FSDD sha256), and both splits' final tensors in one safetensors file keyed by (dataset, all
+  params, sha256 of both source files). A new ``pairing_seed`` therefore reuses the log-mels.
 
 ``av-digits-hard`` (:class:`AVDigitsHard`) is the same construction with seeded, documented degradations
 (see its docstring) so that each modality alone is far from solved and fusion matters.
@@ -165,18 +166,37 @@ class AVDigits:
         return imgs.astype(np.float32)
 
     # -- build
+    AUDIO_KEYS: tuple[str, ...] = ("n_mels", "frames", "duration_s", "n_fft")
+
+    @classmethod
+    def _audio_features(cls, fsdd: Path, p: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """Un-normalised log-mels of every clip, (digit, speaker, take) rows and speaker names.
+
+        Cached separately (keyed by the audio params only) so that e.g. a new ``pairing_seed`` reuses them.
+        """
+        ap = {k: p[k] for k in cls.AUDIO_KEYS}
+        path = cache_file(cls.NAME, "logmel", {"audio_params": ap, "fsdd": file_fingerprint(fsdd)})
+        hit = load_cache(path)
+        if hit is not None:
+            return hit[0]["logmel"], hit[0]["clips"], hit[1]["speakers"]
+        clips = read_fsdd(fsdd, cls.NAME)
+        speakers = sorted({c[1] for c in clips})
+        spk_index = {s: i for i, s in enumerate(speakers)}
+        waves = cls._waves(clips, spk_index, p)
+        mel = logmel_batch(waves, FSDD_SR, n_mels=p["n_mels"], frames=p["frames"], duration_s=p["duration_s"], n_fft=p["n_fft"])
+        tab = torch.tensor([[c[0], spk_index[c[1]], c[2]] for c in clips], dtype=torch.long)
+        save_cache(path, {"logmel": mel, "clips": tab}, {"speakers": speakers, "audio_params": ap})
+        return mel, tab, speakers
+
     @classmethod
     def _build(cls, root: Path, p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         fsdd = require_file(root, FSDD_FILE, cls.NAME, FSDD_HOW)
         mnist = require_file(root, MNIST_FILE, cls.NAME, MNIST_HOW)
-        clips = read_fsdd(fsdd, cls.NAME)
+        mel, clip_tab, speakers = cls._audio_features(fsdd, p)
+        clips = [(int(d), speakers[int(s)], int(k)) for d, s, k in clip_tab.tolist()]
+        spk_index = {s: i for i, s in enumerate(speakers)}
         x_img, y_img = read_mnist(mnist, cls.NAME)
         pools = image_pools(y_img)
-        speakers = sorted({c[1] for c in clips})
-        spk_index = {s: i for i, s in enumerate(speakers)}
-
-        waves = cls._waves(clips, spk_index, p)
-        mel = logmel_batch(waves, FSDD_SR, n_mels=p["n_mels"], frames=p["frames"], duration_s=p["duration_s"], n_fft=p["n_fft"])
 
         tensors: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
@@ -322,6 +342,7 @@ class AVDigitsHard(AVDigits):
         "image_noise": 96.0,
         "noise_seed": 0,
     }
+    AUDIO_KEYS = AVDigits.AUDIO_KEYS + ("snr_db", "noise_seed")
     MEASURED: dict[str, Any] = {
         "protocol": "scripts/measure_av_digits_hard.py: ConvNet-3-style w32 instance-norm tower per modality "
         "(log-mel avg-pooled to 32x32), Adam 2e-3, batch 64, 8 epochs on all 2,700 train pairs, accuracy on "

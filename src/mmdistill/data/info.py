@@ -18,7 +18,7 @@ from .root import resolve_data_root
 NEEDS_PATHS = {"karpathy": ("ann_dir", "train_file", "test_file"), "av-prepared": ("path",)}
 
 
-def dataset_info(name: str, data_root: str | None = None, **params: Any) -> dict[str, Any]:
+def dataset_info(name: str, /, data_root: str | None = None, **params: Any) -> dict[str, Any]:
     """Static description (task, source, licence, how to obtain, default params) + per-split summaries."""
     from . import get_dataset_spec
 
