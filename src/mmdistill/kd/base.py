@@ -1,0 +1,83 @@
+"""The contract every cross-modal KD loss follows (cross-modal-kd.md §6.1, mdistiller style).
+
+A KD loss is an ``nn.Module`` registered in :data:`KD_LOSSES` under the method name used on the CLI and in
+benchmark rows. Its class attributes say what it needs:
+
+* ``Config`` - a dataclass of its hyper-parameters (mapped from YAML by ``mmdistill.config.from_dict``);
+* ``needs`` - which tapped features the trainer must provide: ``"feat"`` (pooled penultimate, (B, D)) and/or
+  ``"mid"`` (an intermediate map (B, C, H, W) or vector (B, d));
+* ``trainable_teacher`` - True only for C2KD: the teacher stays in the optimiser and in ``train()``.
+
+It is built as ``Loss(cfg, dims, num_classes, seed)`` (``dims`` = :class:`Dims`) and called on a
+:class:`KDInputs`; it returns ``{term name: scalar}``, *including* the student's task CE, and the trainer
+backpropagates their sum. Parameters the loss owns (projectors, shared heads, proxies) are trained with the
+student: the trainer puts ``loss.parameters()`` into the optimiser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..registry import Registry
+
+KD_LOSSES: Registry[Any] = Registry("kd method")
+
+
+@dataclass
+class Dims:
+    """Feature sizes of the tapped features (0 when a tap is not used)."""
+
+    s_feat: int = 0
+    t_feat: int = 0
+    s_mid: int = 0
+    t_mid: int = 0
+
+
+@dataclass
+class KDInputs:
+    """One step's tensors. Teacher tensors are detached unless the method trains the teacher."""
+
+    s_logits: Tensor
+    t_logits: Tensor
+    y: Tensor
+    epoch: int = 0
+    s_feat: Tensor | None = None
+    t_feat: Tensor | None = None
+    s_mid: Tensor | None = None
+    t_mid: Tensor | None = None
+
+
+class KDLoss(nn.Module):
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    needs: ClassVar[frozenset[str]] = frozenset()
+    trainable_teacher: ClassVar[bool] = False
+
+    def __init__(self, cfg: Any, dims: Dims, num_classes: int, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.dims = dims
+        self.num_classes = num_classes
+
+    def task_ce(self, inp: KDInputs) -> Tensor:
+        return F.cross_entropy(inp.s_logits, inp.y)
+
+    def describe(self) -> dict[str, Any]:
+        """What the loss computes, for results.json."""
+        return {"method": self.name, "needs": sorted(self.needs), "trainable_teacher": self.trainable_teacher}
+
+
+def get_kd_loss(name: str) -> type[KDLoss]:
+    from . import losses  # noqa: F401  (registers every loss)
+
+    return KD_LOSSES.get(name)
+
+
+def kd_method_names() -> list[str]:
+    from . import losses  # noqa: F401
+
+    return KD_LOSSES.names()

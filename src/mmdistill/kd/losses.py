@@ -1,0 +1,32 @@
+"""The KD loss registry ``KD_LOSSES``: importing this module registers every loss.
+
+Names (CLI ``--method`` and benchmark rows): ``no-kd``, ``kd``, ``dkd``, ``dist``, ``fitnet``, ``pkd``,
+``c2kd``, ``fd-cmkd``. Variants (``fd-cmkd-permuted``, ``fd-cmkd-heads-only``) are settings of ``fd-cmkd``,
+see :data:`VARIANTS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import c2kd, fd_cmkd, feature_losses, logit_losses  # noqa: F401  (registration)
+from .base import KD_LOSSES, Dims, KDInputs, KDLoss, get_kd_loss, kd_method_names
+
+# benchmark/CLI method label -> (registered loss, params overriding its defaults)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "fd-cmkd-permuted": ("fd-cmkd", {"channel_permutation_control": True}),
+    "fd-cmkd-heads-only": ("fd-cmkd", {"lambda_low": 0.0, "lambda_high": 0.0}),
+    "fd-cmkd-learned-split": ("fd-cmkd", {"learnable_split": True}),
+}
+
+
+def resolve_method(name: str) -> tuple[str, dict[str, Any]]:
+    """A method label (registered loss or variant) -> (loss name, default params of the variant)."""
+    if name in VARIANTS:
+        base, params = VARIANTS[name]
+        return base, dict(params)
+    KD_LOSSES.get(name)  # raises ConfigError naming the known methods
+    return name, {}
+
+
+__all__ = ["KD_LOSSES", "Dims", "KDInputs", "KDLoss", "VARIANTS", "get_kd_loss", "kd_method_names", "resolve_method"]
