@@ -1,6 +1,6 @@
 """``mmdistill`` command line: a thin shell over :mod:`mmdistill.runs` and friends.
 
-Subcommands: ``data list|info``, ``distill``, ``evaluate``, ``bench``. Errors of type
+Subcommands: ``data list|info``, ``distill``, ``evaluate``, ``kd``, ``bench``. Errors of type
 :class:`MMDistillError` print one line naming the file/field and exit with code 2.
 """
 
@@ -81,6 +81,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_kd(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .kd.config import KDRunConfig
+    from .kd.trainer import run_kd
+
+    cli = {k: v for k, v in {"teacher_modality": args.teacher_modality, "student_modality": args.student_modality,
+                             "method": args.method, "dataset": args.dataset, "device": args.device}.items() if v is not None}
+    overrides = list(args.set) + [f"{k}={json.dumps(v)}" for k, v in cli.items()]  # CLI flags win over the file
+    if args.seed is not None:
+        overrides.append(f"seeds=[{args.seed}]")
+    cfg = load_config(KDRunConfig, args.config, overrides)
+    out = args.out or f"runs/kd-{cfg.method}-{cfg.dataset}-{cfg.teacher_modality}2{cfg.student_modality}"
+    res = run_kd(cfg, out, data_root=args.data_root)
+    print(f"{cfg.method} {cfg.teacher_modality} -> {cfg.student_modality} on {cfg.dataset}: {res.line()}")
+    print(f"results: {Path(out) / 'results.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mmdistill", description="Multimodal dataset distillation and cross-modal KD")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -121,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a protocol field")
     _add_common(e)
     e.set_defaults(func=_cmd_evaluate)
+
+    k = sub.add_parser("kd", help="cross-modal knowledge distillation: teacher on one modality, student on another")
+    k.add_argument("--teacher-modality", help="modality the (cached) teacher is trained on, e.g. audio, text")
+    k.add_argument("--student-modality", help="modality the student is trained and tested on, e.g. visual, image")
+    k.add_argument("--method", help="no-kd, kd, dkd, dist, fitnet, pkd, c2kd, fd-cmkd, fd-cmkd-permuted, "
+                   "fd-cmkd-heads-only, fd-cmkd-learned-split")
+    k.add_argument("--dataset")
+    k.add_argument("--config", help="KD run config YAML (configs/kd/)")
+    k.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    k.add_argument("--seed", type=int, help="run this one seed (default: the config's seeds)")
+    k.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    k.add_argument("--out", help="run directory (default runs/kd-<method>-<dataset>-<teacher>2<student>)")
+    _add_common(k)
+    k.set_defaults(func=_cmd_kd)
 
     b = sub.add_parser("bench", help="run a benchmark suite; writes benchmarks/<suite>.json and BENCHMARKS.md")
     b.add_argument("--suite", default="quick")

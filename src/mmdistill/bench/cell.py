@@ -106,7 +106,12 @@ def _std(v: list[float]) -> float:
 def main() -> int:
     spec = json.loads(sys.argv[1])
     data_root = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
-    rows = run_cell(Cell(**spec), data_root)
+    if spec.get("kind") == "kd":  # cross-modal KD cells (bench/kd_suite.py) have their own runner
+        from .kd_suite import KDCell, run_kd_cell
+
+        rows = run_kd_cell(KDCell(**spec), data_root)
+    else:
+        rows = run_cell(Cell(**spec), data_root)
     sys.stdout.write("\n@@ROWS@@" + json.dumps(rows, default=str) + "\n")
     return 0
 

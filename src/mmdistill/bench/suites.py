@@ -76,6 +76,16 @@ def quick() -> list[Cell]:
 SUITES: dict[str, Callable[[], list[Cell]]] = {"quick": quick}
 
 
+def _register_kd() -> None:
+    # the kd suite (issue 7) lives in its own module; importing it also registers its BENCHMARKS.md checks
+    from . import kd_suite  # (may be partially initialised when kd_suite itself is imported first)
+
+    SUITES["kd"] = lambda: kd_suite.kd_cells()
+
+
+_register_kd()
+
+
 def _register_av() -> None:
     """Issue 4: the audio-visual distillation suite ``av`` and its target check."""
     from . import av_suite

@@ -164,6 +164,6 @@ class FDCMKD(KDLoss):
 
     def describe(self) -> dict:
         d = super().describe()
-        d["cut_bin"] = (float(self.cut()) if self.cfg.learnable_split else cut_index(self.dims.t_feat, self.cfg.split_ratio))
+        d["cut_bin"] = (float(self.cut().detach()) if self.cfg.learnable_split else cut_index(self.dims.t_feat, self.cfg.split_ratio))
         d["bins"] = num_bins(self.dims.t_feat)
         return d

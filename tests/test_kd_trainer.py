@@ -1,0 +1,155 @@
+"""KD trainer, teacher cache, modality views, CLI and bench wiring on tiny synthetic paired sets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mmdistill.config import from_dict
+from mmdistill.data.paired import PairedDataset
+from mmdistill.errors import ConfigError
+from mmdistill.kd.config import KDRunConfig
+from mmdistill.kd.trainer import run_seed
+from mmdistill.kd.views import make_view
+
+TINY = {"epochs": 1, "batch_size": 32}
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny nets: one intra-op thread is faster, and far faster on a shared, loaded box
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
+def _av(split: str, n: int, seed: int) -> PairedDataset:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    a = torch.randn(n, 1, 8, 8, generator=g) + y.view(-1, 1, 1, 1)
+    v = torch.randn(n, 1, 6, 6, generator=g) + y.view(-1, 1, 1, 1)
+    return PairedDataset("toy-av", split, "classification", {"audio": a, "visual": v}, labels=y)
+
+
+def _it(split: str, n_img: int, seed: int) -> PairedDataset:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n_img) % 3
+    t2i = torch.cat([torch.arange(n_img), torch.arange(n_img)[::2]])  # 1 or 2 captions per image
+    img = torch.randn(n_img, 3, 8, 8, generator=g) + y.view(-1, 1, 1, 1)
+    txt = torch.randn(t2i.shape[0], 12, generator=g) + y[t2i].view(-1, 1)
+    return PairedDataset("toy-it", split, "retrieval", {"image": img, "text": txt}, labels=y, text_to_image=t2i,
+                         extra_labels={"subgroup": torch.arange(n_img) % 2})
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMDISTILL_CACHE", str(tmp_path / "cache"))
+
+
+def _cfg(**kw) -> KDRunConfig:
+    base = {"dataset": "toy-av", "teacher_modality": "audio", "student_modality": "visual",
+            "student_train": TINY, "teacher_train": TINY,
+            "student": {"kwargs": {"width": 8}}, "teacher": {"kwargs": {"width": 8}}}
+    base.update(kw)
+    return from_dict(KDRunConfig, base)
+
+
+@pytest.mark.parametrize("method", ["no-kd", "kd", "dkd", "dist", "fitnet", "pkd", "c2kd", "fd-cmkd",
+                                    "fd-cmkd-permuted", "fd-cmkd-heads-only", "fd-cmkd-learned-split"])
+def test_every_method_trains_and_reports(method):
+    tr, te = _av("train", 48, 0), _av("test", 30, 1)
+    r = run_seed(_cfg(method=method), tr, te, seed=0)
+    assert 0.0 <= r["student_acc"] <= 100.0 and 0.0 <= r["teacher_acc"] <= 100.0
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in r["history"][-1].items() if isinstance(v, float))
+    if method == "c2kd":
+        assert "teacher_acc_after" in r
+
+
+def test_teacher_cached_and_frozen_teacher_untouched(tmp_path):
+    tr, te = _av("train", 48, 0), _av("test", 30, 1)
+    r1 = run_seed(_cfg(method="fd-cmkd"), tr, te, seed=3)
+    r2 = run_seed(_cfg(method="kd"), tr, te, seed=3)
+    assert not r1["teacher_from_cache"] and r2["teacher_from_cache"]
+    assert r1["teacher_acc"] == r2["teacher_acc"] and r1["teacher_cache_key"] == r2["teacher_cache_key"]
+    files = list((tmp_path / "cache" / "teachers").iterdir())
+    assert sorted(p.suffix for p in files) == [".json", ".safetensors"]
+    man = json.loads(next(p for p in files if p.suffix == ".json").read_text())
+    assert man["recipe"]["modality"] == "audio" and len(man["sha256"]) == 64
+    # a different recipe (epochs) is a different teacher
+    r3 = run_seed(_cfg(method="kd", teacher_train={"epochs": 2, "batch_size": 32}), tr, te, seed=3)
+    assert r3["teacher_cache_key"] != r1["teacher_cache_key"]
+    # a corrupted weight file is detected and the teacher retrained
+    w = next(p for p in files if p.suffix == ".safetensors")
+    w.write_bytes(w.read_bytes()[:-4] + b"\0\0\0\0")
+    r4 = run_seed(_cfg(method="kd"), tr, te, seed=3)
+    assert not r4["teacher_from_cache"]
+
+
+def test_retrieval_view_text_teacher_image_student():
+    tr, te = _it("train", 20, 0), _it("test", 9, 1)
+    v = make_view(tr, "image", "text", "label")
+    assert v.x_student.shape[0] == 20 and v.ptr[-1] == tr.tensors["text"].shape[0]
+    g = torch.Generator().manual_seed(0)
+    rows = torch.arange(20)
+    for _ in range(5):  # every drawn caption belongs to its image
+        assert torch.equal(tr.text_to_image[v.sample_partners(rows, g)], rows)
+    assert torch.equal(make_view(tr, "image", "text", "subgroup").y_student, torch.arange(20) % 2)
+    r = run_seed(_cfg(dataset="toy-it", teacher_modality="text", student_modality="image", method="fd-cmkd",
+                      teacher={"kwargs": {"hidden": 8}}), tr, te, seed=0)
+    assert r["n_test_student_rows"] == 9 and r["dims"]["t_feat"] == 8 and r["dims"]["s_feat"] == 8
+    with pytest.raises(ConfigError):
+        make_view(tr, "image", "image")
+    with pytest.raises(ConfigError):
+        make_view(tr, "image", "text", "nope")
+
+
+def test_run_kd_results_and_cli(tmp_path, monkeypatch):
+    import mmdistill.kd.trainer as trainer
+    from mmdistill.cli import main
+
+    monkeypatch.setattr(trainer, "load_dataset", lambda name, split, root=None, **kw: _av(split, 48 if split == "train" else 30, 0))
+    cfg = tmp_path / "kd.yaml"
+    cfg.write_text("dataset: toy-av\nstudent_train: {epochs: 1, batch_size: 32}\nteacher_train: {epochs: 1, batch_size: 32}\n"
+                   "student: {kwargs: {width: 8}}\nteacher: {kwargs: {width: 8}}\nseeds: [0, 1]\n")
+    out = tmp_path / "run"
+    rc = main(["kd", "--teacher-modality", "visual", "--student-modality", "audio", "--method", "fd-cmkd",
+               "--dataset", "toy-av", "--config", str(cfg), "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["metrics"]["student_acc"]["per_seed"] and len(res["metrics"]["teacher_acc"]["per_seed"]) == 2
+    p = res["protocol"]
+    assert p["selection"] == "last" and p["teacher_modality"] == "visual" and p["seeds"] == [0, 1]
+    assert p["tap_points"]["student"]["feat"] == "features.2.norm" and p["optimizer"] == "adam"
+    assert (out / "log.jsonl").read_text().count("\n") == 2
+    assert main(["kd", "--method", "nope", "--config", str(cfg), "--out", str(tmp_path / "x")]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: toy-av\nstudent_train: {epoks: 3}\n")
+    assert main(["kd", "--config", str(bad), "--out", str(tmp_path / "y")]) == 2
+
+
+def test_kd_suite_cells_and_checks():
+    from mmdistill.bench.kd_suite import METHODS, KDCell, check_kd, check_similarity
+    from mmdistill.bench.render import CHECKS
+    from mmdistill.bench.suites import SUITES
+
+    cells = SUITES["kd"]()
+    ids = [c.id for c in cells]
+    assert len(ids) == len(set(ids)) == 3 * len(METHODS) + 2  # + one similarity cell per modality pair
+    assert "av-digits-hard/audio->visual/fd-cmkd/convnet" in ids and "emoji/text->image/no-kd/convnet" in ids
+    c = cells[0]
+    assert KDCell(**json.loads(json.dumps(c.as_dict()))).id == c.id
+    assert check_kd in CHECKS["kd"] and check_similarity in CHECKS["kd"]
+
+    def row(method, metric, mean, std=0.5):
+        return {"dataset": "d", "teacher_modality": "a", "student_modality": "b", "method": method, "metric": metric,
+                "mean": mean, "std": std, "per_seed": [mean] * 3}
+
+    rows = [row("no-kd", "student_acc", 50.0), row("no-kd", "teacher_acc", 80.0), row("fd-cmkd", "student_acc", 54.0),
+            row("fd-cmkd-permuted", "student_acc", 53.8), row("fd-cmkd-heads-only", "student_acc", 53.9)]
+    text = "\n".join(check_kd(rows))
+    assert "MET" in text and "+4.00" in text and "not what helps" in text and "heads" in text
+    rows[2] = row("fd-cmkd", "student_acc", 51.0)
+    assert "MISSED" in "\n".join(check_kd(rows))
