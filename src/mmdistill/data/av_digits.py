@@ -39,7 +39,7 @@ import torch
 from ..errors import ConfigError, DataError
 from . import DATASETS
 from ._common import cache_file, check_params, check_split, file_fingerprint, load_cache, positive_int, save_cache
-from .audio import add_noise_at_snr, fix_duration, logmel_batch
+from .audio import add_noise_at_snr, fix_duration, hop_length, logmel_batch
 from .paired import PairedDataset
 from .root import require_file
 
@@ -149,11 +149,11 @@ class AVDigits:
             p[k] = positive_int(cls.NAME, k, p[k])
         try:
             p["duration_s"] = float(p["duration_s"])
-        except (TypeError, ValueError):
-            raise ConfigError(f"dataset {cls.NAME!r}: param 'duration_s' must be a number, got {p['duration_s']!r}") from None
+            p["pairing_seed"] = int(p["pairing_seed"])
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"dataset {cls.NAME!r}: params 'duration_s' (number) / 'pairing_seed' (int): {e}") from None
         if not 0.05 <= p["duration_s"] <= 10.0:
             raise ConfigError(f"dataset {cls.NAME!r}: param 'duration_s' must be in [0.05, 10] s, got {p['duration_s']}")
-        p["pairing_seed"] = int(p["pairing_seed"])
         return p
 
     # -- degradation hooks (identity here; see AVDigitsHard)
@@ -236,7 +236,7 @@ class AVDigits:
                 "visual": {"mean": IMG_MEAN, "std": IMG_STD, "formula": "(x/255 - mean) / std"},
             },
             "audio_frontend": {
-                "sr": FSDD_SR, "n_fft": p["n_fft"], "hop": max(1, round(p["duration_s"] * FSDD_SR / p["frames"])),
+                "sr": FSDD_SR, "n_fft": p["n_fft"], "hop": hop_length(FSDD_SR, p["frames"], p["duration_s"]),
                 "window": "hann", "mel_scale": "htk", "n_mels": p["n_mels"], "frames": p["frames"],
                 "duration_s": p["duration_s"], "fixed_duration": "centre-crop / symmetric zero-pad", "log": "log(mel + 1e-6)",
             },
