@@ -1,0 +1,41 @@
+"""Benchmark suite ``av`` (issue 4): its cells and the rendered target check."""
+
+from mmdistill.bench.av_suite import ABLATIONS, EXTRA_ARCHS, check_av
+from mmdistill.bench.render import CHECKS
+from mmdistill.bench.suites import SUITES
+
+
+def test_suite_is_registered_with_required_rows():
+    assert "av" in SUITES and check_av in CHECKS["av"]
+    cells = SUITES["av"]()
+    rows = {(c.dataset, c.row_method, c.budget) for c in cells}
+    for ds in ("av-digits", "av-digits-hard"):
+        assert (ds, "full", None) in rows
+        for ipc in (1, 10, 20):
+            for m in ["random", "herding", "dm", "avdd", "dm-avdd-lr", "davdd", *ABLATIONS]:
+                assert (ds, m, ipc) in rows, (ds, m, ipc)
+    by_label = {c.row_method: c for c in cells if c.dataset == "av-digits-hard" and c.budget == 1}
+    assert by_label["dm-avdd-lr"].method == "dm"
+    assert by_label["dm-avdd-lr"].params["lr_audio"] == 21 * by_label["dm"].params["lr_audio"] == 21 * by_label["avdd"].params["lr_audio"]
+    assert by_label["davdd-no-private"].params["use_private"] is False
+    assert by_label["davdd-random-nets"].params["bank"]["pretrained"] is False
+    assert by_label["davdd"].extra_archs == EXTRA_ARCHS
+    assert len({c.id for c in cells}) == len(cells)  # ids unique, so --only can address each
+
+
+def _row(ds, method, budget, mean, std=1.0, metric="fused_acc"):
+    return {"dataset": ds, "method": method, "budget": budget, "budget_unit": "ipc" if method != "full" else "pairs",
+            "eval_arch": "convnet", "metric": metric, "mean": mean, "std": std}
+
+
+def test_check_reports_holds_and_misses_with_margins():
+    rows = [_row("av-digits-hard", m, 1, v) for m, v in
+            [("davdd", 40.0), ("avdd", 35.0), ("dm", 35.0), ("herding", 30.0), ("random", 20.0)]]
+    rows += [_row("av-digits-hard", "davdd", 10, 60.0), _row("av-digits-hard", "full", 2700, 80.0)]
+    text = "\n".join(check_av(rows))
+    assert "→ **holds**; margins" in text and "avdd − dm = +0.00 (holds)" in text
+    assert "75.0 % retained" in text and "margin -15.0 points) → **MISSED**" in text
+    rows[0] = _row("av-digits-hard", "davdd", 1, 34.0)
+    text = "\n".join(check_av(rows))
+    assert "davdd − avdd = -1.00 (MISSED)" in text and "**MISSED**; margins" in text
+    assert "not evaluated" in "\n".join(check_av([]))
