@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from .suites import Cell
 
@@ -32,6 +35,10 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
     from ..seed import set_threads
 
     set_threads()
+    from .suites import PREPARE
+
+    if cell.suite in PREPARE:  # e.g. the vl suite's expert buffers: trained by the first cell, cached for the rest
+        PREPARE[cell.suite](cell, data_root)
     t0 = time.perf_counter()
     train = load_dataset(cell.dataset, "train", data_root, **cell.data)
     test = load_dataset(cell.dataset, "test", data_root, **cell.data)
@@ -65,7 +72,10 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
                     protocols[a] = r.protocol
                     per_arch[a] += [{k: v["per_seed"][i] for k, v in r.metrics.items()} for i in range(len(eval_seeds))]
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / 1024.0
+    cpu = usage.ru_utime + usage.ru_stime  # robust to other load on the box, unlike wall time
+    load1 = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
     for a in archs:
         metrics = aggregate(per_arch[a])
@@ -74,6 +84,7 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
             "suite": cell.suite, "dataset": cell.dataset, "method": cell.row_method,
             "budget": cell.budget if cell.budget else len(train), "budget_unit": cell.unit or "pairs",
             "eval_arch": a, "n_seeds": len(per_arch[a]), "n_sets": len(distill_s) or None, "wall_s": round(wall, 2),
+            "cpu_s": round(cpu, 2), "threads": torch.get_num_threads(), "load_avg_1m": round(load1, 2),
             "peak_rss_mb": round(peak, 1), "command": f"mmdistill bench --suite {cell.suite} --only {cell.id}",
             "cell": cid, **cell.extra,
         }
