@@ -15,6 +15,7 @@ from typing import Callable, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..nets import create_net
@@ -151,7 +152,7 @@ def train_and_test(
     model.train()
     perm = torch.randperm(n, generator=gen)
     pos = 0
-    for _ in range(total):
+    for _ in tqdm(range(total), desc=f"eval seed {seed}", leave=False, disable=None, mininterval=2.0):
         if pos + bs > n:
             perm = torch.randperm(n, generator=gen)
             pos = 0
