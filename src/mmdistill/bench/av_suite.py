@@ -128,6 +128,27 @@ def check_av(rows: list[dict[str, Any]]) -> list[str]:
             parts.append(f"{a} − {b} = {d:+.2f} ({'holds' if holds else 'MISSED'})")
         out.append(f"- IPC 1 on {ds}, fused accuracy: {line} → **{'holds' if ok else 'MISSED'}**; margins: "
                    + "; ".join(parts) + ".")
+    base = vals.get("herding")
+    if vals.get("davdd") is not None and base is not None:
+        diag = [f"davdd {vals['davdd']['mean'] - base['mean']:+.2f}"]  # type: ignore[index]
+        for label in ABLATIONS:
+            r = _acc(rows, ds, label, 1)
+            if r is not None:
+                diag.append(f"{label} {r['mean'] - base['mean']:+.2f}")
+        for m in ("dm", "avdd", "dm-avdd-lr"):
+            r = _acc(rows, ds, m, 1)
+            if r is not None:
+                diag.append(f"{m} {r['mean'] - base['mean']:+.2f}")
+        out.append(f"- Gain over the herding pairs every method starts from (IPC 1, {ds}, fused): " + ", ".join(diag) + ".")
+    speed = []
+    for m in ("dm", "avdd", "davdd"):
+        for ipc in (1, 10):
+            r = _acc(rows, ds, m, ipc, metric="s_per_iter")
+            if r is not None:
+                speed.append(f"{m} IPC {ipc}: {r['mean']:.2f} s/iter")
+    if speed:
+        out.append(f"- Measured distillation speed on {ds} (quick configs, 1 intra-op thread, shared 2-core box; DAVDD's "
+                   "includes its share of the one-off bank training when the bank was not cached): " + "; ".join(speed) + ".")
     for d in AV_DATASETS:
         dav = _acc(rows, d, "davdd", 10)
         full = _acc(rows, d, "full", None)
