@@ -73,6 +73,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experts(args: argparse.Namespace) -> int:
+    from .experts.cli import train_from_config
+
+    buf = train_from_config(args.config, args.set, dataset=args.dataset, out=args.out, data_root=args.data_root,
+                            progress=not args.quiet)
+    m = buf.manifest
+    print(f"expert buffer: {buf.path} ({buf.num_experts} experts x {buf.epochs} epochs, mode {m['mode']}, "
+          f"{sum(buf.sizes)} parameters: image {buf.sizes[0]}, text {buf.sizes[1]})")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench.runner import run_suite
 
@@ -153,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", help="run directory (default runs/kd-<method>-<dataset>-<teacher>2<student>)")
     _add_common(k)
     k.set_defaults(func=_cmd_kd)
+
+    x = sub.add_parser("experts", help="train (or finish) an expert trajectory buffer for trajectory matching")
+    x.add_argument("--dataset", help="dataset (default: 'dataset:' of the config)")
+    x.add_argument("--config", required=True, help="run config YAML with params.experts (or a top-level 'experts:')")
+    x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    x.add_argument("--out", help="buffer directory (default: params.buffer, else the cache path)")
+    x.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_common(x)
+    x.set_defaults(func=_cmd_experts)
 
     b = sub.add_parser("bench", help="run a benchmark suite; writes benchmarks/<suite>.json and BENCHMARKS.md")
     b.add_argument("--suite", default="quick")

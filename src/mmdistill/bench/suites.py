@@ -40,7 +40,8 @@ class Cell:
 
     def cell_id(self, arch: str | None = None) -> str:
         b = f"{self.budget}{self.unit}" if self.budget else "full"
-        return f"{self.dataset}/{self.row_method}/{b}/{arch or self.eval_arch}"
+        tag = f"/syn_steps={self.extra['syn_steps']}" if "syn_steps" in self.extra else ""  # memory cells (vl)
+        return f"{self.dataset}/{self.row_method}/{b}/{arch or self.eval_arch}{tag}"
 
     @property
     def id(self) -> str:
@@ -74,6 +75,8 @@ def quick() -> list[Cell]:
 
 
 SUITES: dict[str, Callable[[], list[Cell]]] = {"quick": quick}
+# suite -> function(cell, data_root) run by every cell of the suite before its work (e.g. cached expert buffers)
+PREPARE: dict[str, Callable[[Cell, str | None], None]] = {}
 
 
 def _register_kd() -> None:
@@ -94,3 +97,13 @@ def _register_av() -> None:
 
 
 _register_av()
+
+
+def _register_vl() -> None:
+    """Issue 5: the image-text distillation suite ``vl``, its expert-buffer preparation and target check."""
+    from . import vl_suite
+
+    vl_suite.register()
+
+
+_register_vl()

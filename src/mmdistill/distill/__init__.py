@@ -6,7 +6,8 @@ import importlib
 
 from .base import METHODS, Budget, Distiller, run
 
-_MODULES = ["mmdistill.coreset.methods"]
+_MODULES = ["mmdistill.coreset.methods", "mmdistill.distill.mtt_vl", "mmdistill.distill.tesla_vl",
+            "mmdistill.distill.lors", "mmdistill.distill.repblend"]
 _MODULES += ["mmdistill.distill.dm", "mmdistill.distill.avdd", "mmdistill.distill.davdd"]  # issue 4: audio-visual
 
 

@@ -164,13 +164,16 @@ def _manifest(ds: PairedDataset, cfg: ExpertConfig, flat: FlatDualEncoder, encod
     }
 
 
-def _compatible(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
+def _compatible_data(old: dict[str, Any], ds: PairedDataset, path: Path) -> None:
     if old.get("format") != FORMAT:
         raise ConfigError(f"{path}: not an expert buffer manifest (field 'format')")
-    if old.get("dataset") != new["dataset"] or old.get("dataset_fingerprint") != new["dataset_fingerprint"]:
+    if old.get("dataset") != ds.name or old.get("dataset_fingerprint") != dataset_fingerprint(ds):
         raise ConfigError(
             f"{path}: this expert buffer was trained on dataset {old.get('dataset')!r} "
-            f"(params {old.get('data_params')}), not {new['dataset']!r} (params {new['data_params']}); use another --out")
+            f"(params {old.get('data_params')}), not {ds.name!r} (params {ds.meta.get('params', {})}); use another --out")
+
+
+def _compatible(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
     for k in ("mode", "param_order", "config_key"):
         if old.get(k) != new[k]:
             raise ConfigError(f"{path}: field {k!r} differs from the requested expert configuration; use another --out "
@@ -186,12 +189,14 @@ def train_experts(ds: PairedDataset, cfg: ExpertConfig, out_dir: str | Path | No
     out = Path(out_dir) if out_dir else default_buffer_dir(ds, cfg)
     out.mkdir(parents=True, exist_ok=True)
     images, texts, t2i = ds.tensors["image"], ds.tensors["text"], ds.text_to_image
+    mpath = out / MANIFEST
+    if mpath.is_file():  # cheap data check first (before any encoder training)
+        _compatible_data(json.loads(mpath.read_text(encoding="utf-8")), ds, mpath)
     enc_src = _encoder_source(ds, cfg, progress)
     enc_state = load_file(str(enc_src)) if enc_src else None
     probe = build_model(cfg.net, tuple(images.shape[1:]), int(texts.shape[1]))
     manifest = _manifest(ds, cfg, FlatDualEncoder(probe, cfg.mode, cfg.net.temperature),
                          sha256_file(enc_src) if enc_src else None)
-    mpath = out / MANIFEST
     if mpath.is_file():
         _compatible(json.loads(mpath.read_text(encoding="utf-8")), manifest, mpath)
     if enc_src and not (out / ENCODER_FILE).is_file():

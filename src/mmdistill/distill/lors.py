@@ -1,0 +1,28 @@
+"""LoRS (Xu et al., ICML 2024; vl-distillation.md §3): trajectory matching plus a learned low-rank
+similarity S = diag(a) + (α/r) L Rᵀ as the soft target of a weighted-BCE contrastive loss, minibatch factor
+indexing, constant-memory gradient. Evaluation trains against S (``similarity.loss_and_target_from_set``).
+
+Default ``gradient: reverse`` (exact); ``gradient: tesla`` is the approximation of the released code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .base import METHODS
+from .vl_tm import VLTMConfig, VLTrajectoryDistiller
+
+
+@dataclass
+class LoRSConfig(VLTMConfig):
+    gradient: Literal["unrolled", "reverse", "tesla"] = "reverse"
+    student: Literal["full", "heads"] = "full"
+    loss: str = "wbce"
+    similarity: Literal["none", "lowrank", "full"] = "lowrank"
+    minibatch: int = 20
+
+
+@METHODS.register("lors")
+class LoRS(VLTrajectoryDistiller):
+    name = "lors"
+    Config = LoRSConfig

@@ -1,0 +1,285 @@
+"""Image-text trajectory matching: the one distiller behind ``mtt-vl``, ``tesla-vl``, ``lors``, ``repblend``.
+
+Synthetic pairs are images (pixels) and text vectors in the frozen text encoder's space (MiniLM here,
+BERT-CLS in the papers; vl-distillation.md §1.2), plus learned student step sizes ``syn_lr_img`` /
+``syn_lr_txt`` and optionally LoRS's learned similarity S (:mod:`.similarity`). One outer iteration:
+
+1. sample an expert k and a start epoch s < ``max_start_epoch``; θ₀ = θ*ₖ,ₛ, θ* = θ*ₖ,ₛ₊M (M = ``expert_epochs``);
+2. ``syn_steps`` student SGD steps on synthetic minibatches (contrastive loss below), step sizes η;
+3. normalised trajectory-matching loss and its gradient (:func:`.trajectory.trajectory_match`:
+   ``unrolled`` | ``reverse`` (exact, constant memory) | ``tesla`` (approximate, constant memory));
+4. one SGD step (momentum, per-group lrs: pixels, text, step sizes, similarity) on the synthetic data.
+
+Inner contrastive loss: ``infonce`` (identity targets) or a soft loss (``wbce`` ...) against S[B, B]
+(identity when there is no learned S). Logits use ``exp(log_scale)``; ``reproduce_scale_bug`` uses
+``log_scale`` as MTT-VL's released ``distill.py`` does.
+
+``student: heads`` (RepBlend): θ holds only the two projection heads; the frozen encoder's features of all
+synthetic images are computed once per iteration with a graph to the pixels, the inner loop runs on features,
+and the feature gradient is pushed through the encoder once. ``blend`` mixes the pre-projection
+representations within each minibatch: one λ ~ Beta(β, β) and one permutation π per inner step, used for
+both modalities (rᵛ = λ E(x̃) + (1−λ) E(x̃_π), rᵗ = λ ẽ + (1−λ) ẽ_π) against the unmixed S[B, B]; λ and π are
+drawn before the inner loop and replayed by the reverse pass.
+
+Budget fairness (``budget_fair``): the pair count is reduced until pixels + text + similarity factors + step
+sizes fit ``pairs × floats_per_pair`` stored floats (the papers' N−1 pairs); ``meta["budget_fairness"]``
+records the arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..seed import derive_seed, generator
+from ..experts.buffers import ExpertBuffer, ExpertConfig, ensure_buffer
+from ..experts.model import FlatDualEncoder, build_model
+from ..synth import SyntheticSet
+from .base import Distiller
+from .losses import info_nce, soft_loss
+from .similarity import Similarity, similarity_floats
+from .trajectory import GRADIENT_MODES, trajectory_match
+
+
+@dataclass
+class VLTMConfig:
+    """Fields shared by the four methods; each method's Config only changes defaults."""
+
+    iterations: int = 200  # outer iterations (papers: 3000 LoRS/RepBlend, 50,000 MTT-VL)
+    syn_steps: int = 8  # student steps per iteration (papers: 8)
+    expert_epochs: int = 1  # M: target is M expert epochs after the start (papers: 1)
+    max_start_epoch: int = 2  # start epoch s drawn from [0, max_start_epoch) (papers: 2)
+    minibatch: int = 0  # synthetic pairs per student step; 0 = all (MTT-VL: 100 = all; LoRS/RepBlend: 20)
+    gradient: Literal["unrolled", "reverse", "tesla"] = "unrolled"  # see distill/trajectory.py
+    merge_branches: bool = False  # (D_img + D_txt) / (Δ_img + Δ_txt) instead of the per-branch sum
+    student: Literal["full", "heads"] = "full"  # which parameters are matched (must equal the buffer's mode)
+    loss: str = "infonce"  # inner loss: "infonce" or a soft loss of distill/losses.py (wbce, bce, kl, ...)
+    reproduce_scale_bug: bool = False  # MTT-VL's inner loop scales logits by log_scale, not exp(log_scale)
+    similarity: Literal["none", "lowrank", "full"] = "none"  # LoRS learned similarity S
+    sim_rank: int = 10  # r of the low-rank S
+    sim_alpha: float = 3.0  # α of the low-rank S (LoRS Flickr-100: 3)
+    blend: bool = False  # RepBlend representation blending (student "heads" only)
+    blend_beta: float = 1.0  # λ ~ Beta(β, β); RepBlend alpha_2 = 1 (uniform)
+    lr_img: float = 100.0  # pixel lr (papers: 100-1000 at 224 px on NFNet; [unverified] at our scale)
+    lr_txt: float = 100.0  # text-vector lr
+    lr_lr: float = 1e-2  # lr of the learned step sizes (papers: 1e-2)
+    lr_sim: float = 10.0  # lr of the similarity factors (LoRS Flickr-100: 10)
+    momentum: float = 0.5  # SGD momentum of every group (papers: 0.5)
+    grad_clip: float = 0.0  # clip the gradient norm of pixels, text vectors and similarity factors, each (0 = off; MDM clips 1.0)
+    lr_teacher: float = 0.1  # initial student step size (= the experts' lr)
+    learn_lr: bool = True  # learn syn_lr_img / syn_lr_txt
+    pix_init: Literal["real", "noise"] = "real"  # random real pairs or per-channel Gaussian pixels
+    txt_init: Literal["real", "noise"] = "real"  # real caption vectors or Gaussian with the real mean/std
+    budget_fair: bool = True  # reduce the pair count so every stored float fits the budget (N-1 pairs)
+    buffer: str | None = None  # expert buffer directory; None = the cache path keyed by dataset + experts
+    experts: ExpertConfig = field(default_factory=ExpertConfig)  # how to train the buffer if it is missing
+
+
+def fair_pairs(requested: int, floats_per_pair: int, similarity: str, rank: int, step_sizes: int) -> dict[str, Any]:
+    """Largest n <= requested with n·fpp + similarity floats(n) + step sizes <= requested·fpp."""
+    budget = requested * floats_per_pair
+    n = requested
+    while n > 1 and n * floats_per_pair + similarity_floats(n, similarity, rank) + step_sizes > budget:
+        n -= 1
+    used = n * floats_per_pair + similarity_floats(n, similarity, rank) + step_sizes
+    return {"requested_pairs": requested, "pairs": n, "floats_per_pair": floats_per_pair, "budget_floats": budget,
+            "pair_floats": n * floats_per_pair, "similarity_floats": similarity_floats(n, similarity, rank),
+            "step_size_floats": step_sizes, "used_floats": used, "fits": used <= budget}
+
+
+class VLTrajectoryDistiller(Distiller):
+    """Shared implementation; subclasses set ``name`` and ``Config`` (their defaults)."""
+
+    Config: ClassVar[type] = VLTMConfig
+    budget_units: ClassVar[tuple[str, ...]] = ("pairs",)
+
+    # --------------------------------------------------------------------------------------------- setup
+    def _check(self) -> None:
+        c = self.cfg
+        if self.dataset.task != "retrieval":
+            raise ConfigError(f"method {self.name!r} needs an image-text retrieval dataset; {self.dataset.name!r} is {self.dataset.task}")
+        if c.gradient not in GRADIENT_MODES:
+            raise ConfigError(f"{self.name}: gradient must be one of {GRADIENT_MODES}, got {c.gradient!r}")
+        if c.blend and c.student != "heads":
+            raise ConfigError(f"{self.name}: blend (representation blending) needs student 'heads'")
+        if c.loss != "infonce":
+            soft_loss(c.loss)
+        if c.similarity != "none" and c.loss == "infonce":
+            raise ConfigError(f"{self.name}: a learned similarity needs a soft loss (e.g. loss: wbce), not infonce")
+        if c.expert_epochs < 1 or c.max_start_epoch < 1 or c.syn_steps < 1:
+            raise ConfigError(f"{self.name}: expert_epochs, max_start_epoch and syn_steps must be >= 1")
+
+    def _open_buffer(self) -> ExpertBuffer:
+        c = self.cfg
+        if c.experts.mode != c.student:
+            raise ConfigError(f"{self.name}: experts.mode {c.experts.mode!r} must equal student {c.student!r}")
+        buf = ensure_buffer(self.dataset, c.experts, c.buffer, progress=False)
+        if buf.mode != c.student:
+            raise ConfigError(f"{buf.path}: buffer mode {buf.mode!r} does not match student {c.student!r}")
+        if c.max_start_epoch - 1 + c.expert_epochs > buf.epochs:
+            raise ConfigError(f"{self.name}: max_start_epoch - 1 + expert_epochs = {c.max_start_epoch - 1 + c.expert_epochs} "
+                              f"exceeds the buffer's {buf.epochs} epochs")
+        return buf
+
+    def init(self) -> None:
+        self._check()
+        c = self.cfg
+        ds = self.dataset
+        self.buffer = self._open_buffer()
+        images, texts, t2i = ds.tensors["image"], ds.tensors["text"], ds.text_to_image
+        self.model = build_model(self.buffer.net, tuple(images.shape[1:]), int(texts.shape[1]))
+        if self.buffer.encoder_path is not None:
+            from safetensors.torch import load_file
+
+            self.model.image_encoder.load_state_dict(load_file(str(self.buffer.encoder_path)))
+        self.flat = FlatDualEncoder(self.model, c.student, self.buffer.net.temperature)
+        if self.flat.sizes != self.buffer.sizes:
+            raise ConfigError(f"{self.buffer.path}: buffer parameter sizes {self.buffer.sizes} differ from the student's {self.flat.sizes}")
+        self.fairness = fair_pairs(self.budget.value, ds.floats_per_pair(), c.similarity, c.sim_rank,
+                                   2 if c.learn_lr else 0) if c.budget_fair else {
+            "requested_pairs": self.budget.value, "pairs": self.budget.value, "fits": None}
+        n = int(self.fairness["pairs"])
+        self.n = n
+        # draws of the init come from their own generator: training a missing buffer above reseeds the globals
+        gen = generator(derive_seed(self.seed, "vl-init"))
+        idx = torch.randperm(len(ds), generator=gen)[:n]
+        self.init_indices = idx
+        if c.pix_init == "real":
+            x = images[t2i[idx]].clone()
+        else:
+            mean = images.mean(dim=(0, 2, 3), keepdim=True)
+            std = images.std(dim=(0, 2, 3), keepdim=True)
+            x = mean + std * torch.randn(n, *images.shape[1:], generator=gen)
+        if c.txt_init == "real":
+            t = texts[idx].clone()
+        else:
+            t = texts.mean() + texts.std() * torch.randn(n, texts.shape[1], generator=gen)
+        self.images = x.requires_grad_(True)
+        self.texts = t.requires_grad_(True)
+        self.syn_lr_img = torch.tensor([c.lr_teacher]).requires_grad_(c.learn_lr)
+        self.syn_lr_txt = torch.tensor([c.lr_teacher]).requires_grad_(c.learn_lr)
+        self.sim = None
+        groups = [{"params": [self.images], "lr": c.lr_img}, {"params": [self.texts], "lr": c.lr_txt}]
+        if c.learn_lr:
+            groups.append({"params": [self.syn_lr_img, self.syn_lr_txt], "lr": c.lr_lr})
+        if c.similarity != "none":
+            self.sim = Similarity.init(n, c.similarity, c.sim_rank, c.sim_alpha, gen=gen).requires_grad_(True)
+            groups.append({"params": self.sim.params(), "lr": c.lr_sim})
+        self.opt = torch.optim.SGD(groups, lr=c.lr_img, momentum=c.momentum)
+
+    # ---------------------------------------------------------------------------------------- inner loss
+    def _targets(self, d: dict[str, Tensor], idx: Tensor) -> Tensor:
+        if self.sim is None:
+            return torch.eye(idx.numel(), dtype=d["text"].dtype)
+        return self.sim.block_from({k[4:]: v for k, v in d.items() if k.startswith("sim_")}, idx)
+
+    def inner_loss(self, theta: Tensor, idx: Tensor, step: int, d: dict[str, Tensor]) -> Tensor:
+        img, txt = d["image"][idx], d["text"][idx]
+        if self.cfg.blend:
+            lam, perm = self._blend[step]
+            img = lam * img + (1.0 - lam) * img[perm]
+            txt = lam * txt + (1.0 - lam) * txt[perm]
+        logits = self.flat.logits(theta, img, txt, scale_bug=self.cfg.reproduce_scale_bug)
+        if self.cfg.loss == "infonce":
+            return info_nce(logits)
+        return soft_loss(self.cfg.loss)(logits, self._targets(d, idx))
+
+    def _data(self) -> dict[str, Tensor]:
+        img = self.images if self.cfg.student == "full" else self.flat.encode_frozen(self.images)
+        d = {"image": img, "text": self.texts}
+        if self.sim is not None:
+            d.update({f"sim_{k}": v for k, v in self.sim.tensors.items()})
+        return d
+
+    # ---------------------------------------------------------------------------------------------- step
+    def step(self, it: int) -> dict[str, float]:
+        c = self.cfg
+        k = int(torch.randint(self.buffer.num_experts, (1,)))
+        s = int(torch.randint(c.max_start_epoch, (1,)))
+        start = self.buffer.load(k, s)
+        target = self.buffer.load(k, s + c.expert_epochs)
+        mb = self.n if c.minibatch <= 0 else min(c.minibatch, self.n)
+        batches = [torch.randperm(self.n)[:mb] for _ in range(c.syn_steps)]
+        if c.blend:
+            beta = torch.distributions.Beta(torch.tensor(float(c.blend_beta)), torch.tensor(float(c.blend_beta)))
+            self._blend = [(float(beta.sample()), torch.randperm(mb)) for _ in range(c.syn_steps)]
+        data = self._data()
+        etas = [self.syn_lr_img, self.syn_lr_txt]
+        res = trajectory_match(c.gradient, self.inner_loss, start, target, batches,
+                               [e if c.learn_lr else e.detach() for e in etas], data, self.flat.sizes, c.merge_branches)
+        self.opt.zero_grad(set_to_none=True)
+        torch.autograd.backward([data[k] for k in res.data_grads], [res.data_grads[k] for k in res.data_grads])
+        if c.learn_lr:
+            self.syn_lr_img.grad = res.eta_grads[0].detach().clone()
+            self.syn_lr_txt.grad = res.eta_grads[1].detach().clone()
+        gi = float(self.images.grad.norm()) if self.images.grad is not None else 0.0
+        gt = float(self.texts.grad.norm()) if self.texts.grad is not None else 0.0
+        if c.grad_clip > 0:  # per group: pixels and text vectors live on very different scales
+            torch.nn.utils.clip_grad_norm_([self.images], c.grad_clip)
+            torch.nn.utils.clip_grad_norm_([self.texts], c.grad_clip)
+            if self.sim is not None:
+                torch.nn.utils.clip_grad_norm_(self.sim.params(), c.grad_clip)
+        self.opt.step()
+        with torch.no_grad():  # step sizes stay positive (a negative lr would train the student backwards)
+            self.syn_lr_img.clamp_(min=1e-6)
+            self.syn_lr_txt.clamp_(min=1e-6)
+        return {"match_loss": res.loss, "start_epoch": float(s), "grad_norm_image": gi, "grad_norm_text": gt,
+                "grad_lr_img": float(res.eta_grads[0].detach().sum()), "grad_lr_txt": float(res.eta_grads[1].detach().sum()),
+                "syn_lr_img": float(self.syn_lr_img.detach()), "syn_lr_txt": float(self.syn_lr_txt.detach())}
+
+    # -------------------------------------------------------------------------------------- export/state
+    def nearest_captions(self, t: Tensor) -> list[str] | None:
+        caps = self.dataset.captions
+        if caps is None:
+            return None
+        real = F.normalize(self.dataset.tensors["text"].float(), dim=1)
+        j = (F.normalize(t.float(), dim=1) @ real.T).argmax(1)
+        return [caps[int(i)] for i in j]
+
+    def export(self) -> SyntheticSet:
+        c = self.cfg
+        t = self.texts.detach().clone()
+        extras = {"syn_lr_img": self.syn_lr_img.detach().clone(), "syn_lr_txt": self.syn_lr_txt.detach().clone()} if c.learn_lr else {}
+        meta = self.base_meta()
+        if self.sim is not None:
+            extras.update(self.sim.extras())
+            meta["similarity"] = self.sim.meta(c.loss)
+        meta["captions"] = self.nearest_captions(t)
+        meta["captions_note"] = "nearest real training caption (cosine) of each synthetic text vector, for display"
+        meta["budget_fairness"] = self.fairness
+        meta["init_indices"] = self.init_indices.tolist()
+        meta["student"] = c.student
+        meta["gradient"] = c.gradient
+        meta["expert_buffer"] = {"path": str(self.buffer.path), "config_key": self.buffer.manifest.get("config_key"),
+                                 "mode": self.buffer.mode, "num_experts": self.buffer.num_experts, "epochs": self.buffer.epochs}
+        enc = self.buffer.encoder_path
+        meta["image_encoder_weights"] = str(enc) if enc else None
+        meta["eval_hint"] = {"trained_modules": "heads" if c.student == "heads" else "full", "lr_source": "learned" if c.learn_lr else "fixed",
+                             "net": self.buffer.net.protocol_fields()}
+        return SyntheticSet(tensors={"image": self.images.detach().clone(), "text": t}, extras=extras, meta=meta)
+
+    def state_dict(self) -> dict[str, Any]:
+        s = {"images": self.images.detach().clone(), "texts": self.texts.detach().clone(),
+             "syn_lr_img": self.syn_lr_img.detach().clone(), "syn_lr_txt": self.syn_lr_txt.detach().clone(),
+             "opt": self.opt.state_dict(), "init_indices": self.init_indices}
+        if self.sim is not None:
+            s["sim"] = {k: v.detach().clone() for k, v in self.sim.tensors.items()}
+        return s
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.images.copy_(state["images"])
+            self.texts.copy_(state["texts"])
+            self.syn_lr_img.copy_(state["syn_lr_img"])
+            self.syn_lr_txt.copy_(state["syn_lr_txt"])
+            if self.sim is not None:
+                for k, v in state["sim"].items():
+                    self.sim.tensors[k].copy_(v)
+        self.init_indices = state["init_indices"]
+        self.opt.load_state_dict(state["opt"])
