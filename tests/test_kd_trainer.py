@@ -58,7 +58,7 @@ def _cfg(**kw) -> KDRunConfig:
 
 
 @pytest.mark.parametrize("method", ["no-kd", "kd", "dkd", "dist", "fitnet", "pkd", "c2kd", "fd-cmkd",
-                                    "fd-cmkd-permuted", "fd-cmkd-heads-only", "fd-cmkd-learned-split"])
+                                    "fd-cmkd-permuted", "fd-cmkd-heads-only", "fd-cmkd-learned-split", "fd-cmkd-sum"])
 def test_every_method_trains_and_reports(method):
     tr, te = _av("train", 48, 0), _av("test", 30, 1)
     r = run_seed(_cfg(method=method), tr, te, seed=0)
@@ -66,6 +66,10 @@ def test_every_method_trains_and_reports(method):
     assert all(torch.isfinite(torch.tensor(v)) for k, v in r["history"][-1].items() if isinstance(v, float))
     if method == "c2kd":
         assert "teacher_acc_after" in r
+    if method.startswith("fd-cmkd"):
+        assert -1.0 <= r["band_cos_low"] <= 1.0 and -1.0 <= r["band_cos_high"] <= 1.0
+    if method == "fd-cmkd-learned-split":
+        assert 0.5 < r["final_cut"] < 4.5  # D = 8: 4 non-DC bins
 
 
 def test_teacher_cached_and_frozen_teacher_untouched(tmp_path):
@@ -131,13 +135,13 @@ def test_run_kd_results_and_cli(tmp_path, monkeypatch):
 
 
 def test_kd_suite_cells_and_checks():
-    from mmdistill.bench.kd_suite import METHODS, KDCell, check_kd, check_similarity
+    from mmdistill.bench.kd_suite import EXTRA_METHODS, GAP_DIRECTIONS, GAP_METHODS, METHODS, KDCell, check_kd, check_similarity
     from mmdistill.bench.render import CHECKS
     from mmdistill.bench.suites import SUITES
 
     cells = SUITES["kd"]()
     ids = [c.id for c in cells]
-    assert len(ids) == len(set(ids)) == 3 * len(METHODS) + 2  # + one similarity cell per modality pair
+    assert len(ids) == len(set(ids)) == 3 * (len(METHODS) + len(EXTRA_METHODS)) + 2 + len(GAP_DIRECTIONS) * len(GAP_METHODS)
     assert "av-digits-hard/audio->visual/fd-cmkd/convnet" in ids and "emoji/text->image/no-kd/convnet" in ids
     c = cells[0]
     assert KDCell(**json.loads(json.dumps(c.as_dict()))).id == c.id

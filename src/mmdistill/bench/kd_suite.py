@@ -8,7 +8,8 @@ teacher-modality test rows), mean +- std over 3 seeds.
 
 Methods: ``no-kd``, ``kd``, ``dkd``, ``dist``, ``fitnet``, ``pkd``, ``c2kd``, ``fd-cmkd`` and the two controls
 ``fd-cmkd-permuted`` (fixed random channel permutation before the FFT) and ``fd-cmkd-heads-only``
-(lambda_low = lambda_high = 0). A ``similarity`` cell per direction is control (1): the low/high
+(lambda_low = lambda_high = 0); follow-ups ``fd-cmkd-sum`` (band losses summed over D) and
+``fd-cmkd-learned-split`` (our learnable cut point). A ``similarity`` cell per direction is control (1): the low/high
 cross-modal cosine of the two modalities' unimodal nets (the teacher and a net trained the same way on
 the student modality = the no-KD student recipe) on the test pairs, next to random common-mean vectors.
 
@@ -35,12 +36,21 @@ from .render import CHECKS
 from .suites import Cell
 
 METHODS = ["no-kd", "kd", "dkd", "dist", "fitnet", "pkd", "c2kd", "fd-cmkd", "fd-cmkd-permuted", "fd-cmkd-heads-only"]
+# follow-up rows probing why FD-CMKD does (not) help: band losses summed over D (a D-times stronger alignment,
+# §1.9 item 3) and the learnable split (our extension)
+EXTRA_METHODS = ["fd-cmkd-sum", "fd-cmkd-learned-split"]
 AV_DATA = {"n_mels": 32, "frames": 32}
 DIRECTIONS = [
     ("av-digits-hard", "audio", "visual", AV_DATA),
     ("av-digits-hard", "visual", "audio", AV_DATA),
     ("emoji", "text", "image", {}),
 ]
+# follow-up: the same student ConvNet but with its classifier on the globally pooled post-ReLU feature (as in
+# ResNet-18, and as FD-CMKD's code assumes) instead of the flattened 4x4 map; teachers unchanged (cached)
+GAP_METHODS = ["no-kd", "fitnet", "fd-cmkd", "fd-cmkd-heads-only"]
+GAP_DIRECTIONS = [("av-digits-hard", "visual", "audio", AV_DATA), ("emoji", "text", "image", {})]
+GAP_STUDENT = {"arch": "convnet", "kwargs": {"width": 32, "depth": 3, "norm": "batch", "final_pool": [1, 1]}}
+GAP_TAG = "@gap-head"
 EPOCHS = 6  # students (every method the same budget)
 TEACHER_EPOCHS = 12  # teachers are trained once per direction and seed, so they get twice the budget
 LR = 2e-3
@@ -69,13 +79,19 @@ def kd_cells() -> list[Cell]:
     cells: list[Cell] = []
     for ds, tm, sm, data in DIRECTIONS:
         extra = {"teacher_modality": tm, "student_modality": sm}
-        for m in METHODS:
+        for m in METHODS + EXTRA_METHODS:
             cells.append(KDCell("kd", ds, m, eval_arch="convnet", data=dict(data), eval=_train_fields(EPOCHS),
                                 extra=dict(extra), teacher_modality=tm, student_modality=sm))
         if (ds, sm, tm) not in {(d[0], d[1], d[2]) for d in DIRECTIONS[:DIRECTIONS.index((ds, tm, sm, data))]}:
             # one similarity cell per modality pair (both directions use the same two unimodal nets)
             cells.append(KDCell("kd", ds, "similarity", eval_arch="convnet", data=dict(data),
                                 eval=_train_fields(EPOCHS), extra=dict(extra), teacher_modality=tm, student_modality=sm))
+    for ds, tm, sm, data in GAP_DIRECTIONS:
+        extra = {"teacher_modality": tm, "student_modality": sm}
+        for m in GAP_METHODS:
+            cells.append(KDCell("kd", ds, m, eval_arch="convnet-gap", data=dict(data), label=m + GAP_TAG,
+                                eval={**_train_fields(EPOCHS), "student": GAP_STUDENT}, extra=dict(extra),
+                                teacher_modality=tm, student_modality=sm))
     return cells
 
 
@@ -162,6 +178,11 @@ def run_kd_cell(cell: KDCell, data_root: str | None = None) -> list[dict[str, An
         per = {k: v["per_seed"] for k, v in res.metrics.items()}
         protocol = res.protocol
         train_s = [r["train_s"] for r in res.extra["per_seed"]]
+        for k in ("band_cos_low", "band_cos_high"):
+            if any(k in r for r in res.extra["per_seed"]):
+                per[k] = [r[k] for r in res.extra["per_seed"]]
+        if any("final_cut" in r for r in res.extra["per_seed"]):
+            per["learned_cut_bin"] = [r["final_cut"] for r in res.extra["per_seed"]]
         if cell.method == "c2kd":
             per["teacher_acc_after"] = [r["teacher_acc_after"] for r in res.extra["per_seed"]]
     wall = time.perf_counter() - t0
@@ -208,12 +229,16 @@ def check_kd(rows: list[dict[str, Any]]) -> list[str]:
         teach = next((m["teacher_acc"] for m in meth.values() if "teacher_acc" in m), None)
         out += [f"**{ds}, {tm} → {sm}** — teacher ({tm}) accuracy {_f(teach)}; no-KD student {_f(base)}", "",
                 "| method | student_acc | Δ vs no-KD | per seed |", "|---|---|---|---|"]
-        for name in METHODS:
+        for name in METHODS + EXTRA_METHODS + [m + GAP_TAG for m in GAP_METHODS]:
             r = meth.get(name, {}).get("student_acc")
             if r is None:
                 continue
             d = f"{r['mean'] - base['mean']:+.2f}" if base else "n/a"
             out.append(f"| {name} | {_f(r)} | {d} | {', '.join(f'{v:.1f}' for v in r['per_seed'])} |")
+        cut = meth.get("fd-cmkd-learned-split", {}).get("learned_cut_bin")
+        if cut:
+            out.append(f"\nLearned split: final cut {_f(cut)} bins (initialised at 8 = half of the 16 non-DC bins of "
+                       "the D = 32 features; bins below the cut are 'low').")
         c2 = meth.get("c2kd", {}).get("teacher_acc_after")
         if c2:
             out.append(f"\nC2KD trains the teacher: its accuracy after KD is {_f(c2)} (before: {_f(teach)}).")
@@ -244,6 +269,12 @@ def check_kd(rows: list[dict[str, Any]]) -> list[str]:
                     lines.append("The band losses add more than seed noise on top of the heads.")
                 else:
                     lines.append("The heads alone do better than with the band losses.")
+                al = [(n, meth.get(n, {})) for n in ("fd-cmkd", "fd-cmkd-permuted", "fd-cmkd-heads-only", "fd-cmkd-sum",
+                                                "fd-cmkd-learned-split")]
+                al = [f"{n} low {_f(m['band_cos_low'])} / high {_f(m['band_cos_high'])}" for n, m in al if "band_cos_low" in m]
+                if al:
+                    lines.append("Achieved alignment (test-pair cosine of student vs teacher band features after training; "
+                                 "two unrelated nets give ≈ 0, see the similarity control): " + "; ".join(al) + ".")
                 out += [" ".join(lines), ""]
     if gains:
         status = "**MET**" if hit_any else "**MISSED**"
