@@ -10,6 +10,11 @@ paths keyed by the expert config; the method cells read them (``params.buffer``)
 loads the same pretrained image encoder (``image_encoder_weights``), so coresets, distilled sets and the full
 bound share one protocol: trained modules, lr source and epochs are written in each row's protocol.
 
+Cost (measured on the shared 2-core box at load 5-8, one thread per cell): 100-pair cells + full + memory
+cells took 1450 s (full 154 s; coresets 58-380 s, herding's first cell trains the proxy; mtt-vl 223 s at
+4.7 s/iter; tesla-vl 161 s; lors 66 s; repblend 48 s; memory cells 26-84 s). Expert buffers (prepare): the
+pretrained encoder ~3 min, 3 full experts ~1.5 min, 3 heads experts ~10 s with one thread.
+
 Target checks (``render.CHECKS["vl"]``): RepBlend > LoRS > MTT-VL > random on r_mean at 100 pairs;
 RepBlend s/iter <= 0.2 x LoRS s/iter (same config, same run); TESLA-VL peak RSS at 20 inner steps <= 1.2 x
 at 5 while MTT-VL's grows.

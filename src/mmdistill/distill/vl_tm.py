@@ -190,8 +190,15 @@ class VLTrajectoryDistiller(Distiller):
             return info_nce(logits)
         return soft_loss(self.cfg.loss)(logits, self._targets(d, idx))
 
-    def _data(self) -> dict[str, Tensor]:
-        img = self.images if self.cfg.student == "full" else self.flat.encode_frozen(self.images)
+    def _data(self, batches: list[Tensor] | None = None) -> dict[str, Tensor]:
+        if self.cfg.student == "full":
+            img = self.images
+        elif batches is None:
+            img = self.flat.encode_frozen(self.images)
+        else:  # heads: encode only the synthetic images this iteration's minibatches use (rows not used stay 0)
+            used = torch.unique(torch.cat(batches))
+            feats = self.flat.encode_frozen(self.images[used])
+            img = feats.new_zeros(self.n, feats.shape[1]).index_put((used,), feats)
         d = {"image": img, "text": self.texts}
         if self.sim is not None:
             d.update({f"sim_{k}": v for k, v in self.sim.tensors.items()})
@@ -209,7 +216,7 @@ class VLTrajectoryDistiller(Distiller):
         if c.blend:
             beta = torch.distributions.Beta(torch.tensor(float(c.blend_beta)), torch.tensor(float(c.blend_beta)))
             self._blend = [(float(beta.sample()), torch.randperm(mb)) for _ in range(c.syn_steps)]
-        data = self._data()
+        data = self._data(batches)
         etas = [self.syn_lr_img, self.syn_lr_txt]
         res = trajectory_match(c.gradient, self.inner_loss, start, target, batches,
                                [e if c.learn_lr else e.detach() for e in etas], data, self.flat.sizes, c.merge_branches)
