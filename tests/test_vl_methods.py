@@ -126,7 +126,7 @@ def test_mtt_vl_scale_bug_flag_in_inner_loss(tmp_path):
     zi, zt = d.flat.embed(theta, d.images[idx], d.texts[idx])
     want_bug = info_nce(contrastive_logits(zi, zt, d.flat.log_scale, scale_bug=True))
     want_ok = info_nce(contrastive_logits(zi, zt, d.flat.log_scale))
-    got = d.inner_loss(theta, idx, 0, d._data())
+    got = d.inner_loss(theta, idx, 0, d._data()).detach()
     assert float(got) == pytest.approx(float(want_bug), rel=1e-6)
     assert abs(float(got) - float(want_ok)) > 1e-3
 
