@@ -30,3 +30,23 @@ def test_aggregate_mean_std():
     a = aggregate([{"acc": 1.0}, {"acc": 3.0}])
     assert a["acc"]["mean"] == 2.0 and abs(a["acc"]["std"] - 2 ** 0.5) < 1e-9 and a["acc"]["per_seed"] == [1.0, 3.0]
     assert aggregate([{"acc": 5.0}])["acc"]["std"] == 0.0
+
+
+def test_evaluation_is_deterministic_per_seed():
+    from mmdistill.evaluate import classification as C
+
+    g = torch.Generator().manual_seed(0)
+    tr = {"audio": torch.randn(40, 1, 16, 16, generator=g), "visual": torch.randn(40, 1, 16, 16, generator=g)}
+    y = torch.randint(0, 3, (40,), generator=g)
+    p = C.ClassificationProtocol(width=8, min_steps=15, batch_size=16)
+    a = C.train_and_test(p, tr, y, tr, y, 3, seed=1)
+    assert a == C.train_and_test(p, tr, y, tr, y, 3, seed=1)
+
+
+def test_minibatches_full_batches_and_epochs():
+    from mmdistill.evaluate.batches import minibatches
+    from mmdistill.seed import generator
+
+    bs = list(minibatches(10, 4, 5, generator(0)))
+    assert all(b.numel() == 4 for b in bs)
+    assert len(set(torch.cat(bs[:2]).tolist())) == 8  # no repeats within an epoch

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..nets import create_net
 from ..seed import generator, seed_everything
 from .augment import augment_modality
+from .batches import minibatches
 from .metrics import accuracy
 
 
@@ -132,14 +133,9 @@ def train_and_test(
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     model.train()
-    perm = torch.randperm(n, generator=gen)
-    pos = 0
-    for _ in tqdm(range(total), desc=f"eval seed {seed}", leave=False, disable=None, mininterval=2.0):
-        if pos + bs > n:
-            perm = torch.randperm(n, generator=gen)
-            pos = 0
-        idx = perm[pos:pos + bs]
-        pos += bs
+    steps = tqdm(minibatches(n, bs, total, gen), total=total, desc=f"eval seed {seed}", leave=False, disable=None,
+                 mininterval=2.0)
+    for idx in steps:
         batch = {m: x[idx].to(device) for m, x in train.items()}
         if proto.augment:
             batch = {m: augment_modality(m, x, gen) for m, x in batch.items()}

@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from ..nets import create_net
 from ..seed import generator, seed_everything
 from .augment import augment_modality
+from .batches import minibatches
 from .metrics import retrieval_recalls
 
 # target_fn(idx) -> (B, B) soft similarity target for the batch rows idx, or None for identity.
@@ -150,14 +151,9 @@ def train_and_test(
     total = proto.total_steps(n)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     model.train()
-    perm = torch.randperm(n, generator=gen)
-    pos = 0
-    for _ in tqdm(range(total), desc=f"eval seed {seed}", leave=False, disable=None, mininterval=2.0):
-        if pos + bs > n:
-            perm = torch.randperm(n, generator=gen)
-            pos = 0
-        idx = perm[pos:pos + bs]
-        pos += bs
+    steps = tqdm(minibatches(n, bs, total, gen), total=total, desc=f"eval seed {seed}", leave=False, disable=None,
+                 mininterval=2.0)
+    for idx in steps:
         x = images[idx].to(device)
         if proto.augment:
             x = augment_modality("image", x, gen)
