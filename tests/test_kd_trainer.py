@@ -154,6 +154,19 @@ def test_kd_suite_cells_and_checks():
     rows = [row("no-kd", "student_acc", 50.0), row("no-kd", "teacher_acc", 80.0), row("fd-cmkd", "student_acc", 54.0),
             row("fd-cmkd-permuted", "student_acc", 53.8), row("fd-cmkd-heads-only", "student_acc", 53.9)]
     text = "\n".join(check_kd(rows))
-    assert "MET" in text and "+4.00" in text and "not what helps" in text and "heads" in text
+    assert "**MET**" in text and "+4.00" in text and "plays no role" in text and "CE heads" in text
     rows[2] = row("fd-cmkd", "student_acc", 51.0)
     assert "MISSED" in "\n".join(check_kd(rows))
+
+
+def test_teacher_key_uses_the_resolved_net():
+    from mmdistill.kd.config import NetSpec, TrainSpec
+    from mmdistill.kd.teacher import recipe_key, teacher_recipe
+
+    def key(spec):
+        return recipe_key(teacher_recipe("d", {}, "audio", "label", spec, TrainSpec(), 0, (1, 32, 32), 10))
+
+    auto = key(NetSpec())
+    assert auto == key(NetSpec(arch="convnet", kwargs={"width": 32, "depth": 3, "norm": "batch"}, feat_tap="features.1.norm"))
+    assert auto != key(NetSpec(kwargs={"width": 16}))
+

@@ -25,9 +25,9 @@ from ..evaluate.augment import augment_modality
 from ..io import atomic_write_json, atomic_write_with, sha256_bytes, sha256_file
 from ..seed import derive_seed, generator, seed_everything
 from .config import NetSpec, TrainSpec
-from .taps import build_net
+from .taps import build_net, resolve_spec
 
-FORMAT = "kd-teacher-v1"
+FORMAT = "kd-teacher-v2"
 
 
 def make_optimizer(params: list[nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
@@ -96,8 +96,11 @@ def fit_classifier(net: nn.Module, x: Tensor, y: Tensor, spec: TrainSpec, seed: 
 
 def teacher_recipe(dataset: str, data: dict[str, Any], modality: str, label: str, spec: NetSpec, train: TrainSpec,
                    seed: int, in_shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
+    """Everything the weights depend on. The net enters RESOLVED (``auto`` -> its arch and kwargs; taps left
+    out), so an explicit config and the equivalent ``auto`` spec share one cached teacher."""
+    arch, kw = resolve_spec(spec, in_shape)
     return {"format": FORMAT, "dataset": dataset, "data": data, "modality": modality, "label": label,
-            "net": asdict(spec), "train": asdict(train), "seed": seed, "in_shape": list(in_shape),
+            "net": {"arch": arch, "kwargs": kw}, "train": asdict(train), "seed": seed, "in_shape": list(in_shape),
             "num_classes": num_classes}
 
 
