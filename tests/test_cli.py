@@ -78,3 +78,12 @@ def test_emoji_coreset_smoke(tmp_path):
     assert main(["evaluate", str(run), *FAST]) == 0
     res = json.loads((run / "results.json").read_text())
     assert {"r_mean", "ir@1", "tr@10"} <= set(res["metrics"])
+
+
+def test_config_eval_seeds_and_cli_seeds_combine(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("method: random\ndataset: av-digits\nipc: 1\neval: {seeds: [0, 1, 2], epochs: 1, min_steps: 5}\n")
+    run = tmp_path / "run"
+    assert main(["distill", "--config", str(cfg), "--out", str(run), "--quiet"]) == 0
+    assert main(["evaluate", str(run), "--seeds", "1", "--no-baseline"]) == 0
+    assert json.loads((run / "results.json").read_text())["protocol"]["seeds"] == [0]

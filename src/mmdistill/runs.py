@@ -97,7 +97,7 @@ def distill(cfg: RunConfig, out: str | Path | None = None, *, data_root: str | N
     eval_fn = None
     if cfg.run.eval_every:
         test = load_dataset(cfg.dataset or "", "test", data_root, **cfg.data)
-        proto = default_protocol(train.task, seeds=[cfg.seed], **cfg.eval)
+        proto = default_protocol(train.task, **{**cfg.eval, "seeds": [cfg.seed]})
 
         def eval_fn(syn: SyntheticSet) -> dict[str, float]:
             r = evaluate_set(syn, train, test, proto, device=cfg.device)
@@ -128,7 +128,9 @@ def evaluate_run(run_dir: str | Path, *, arch: str | None = None, seeds: list[in
     train = load_dataset(cfg.dataset or "", "train", data_root, **cfg.data)
     test = load_dataset(cfg.dataset or "", "test", data_root, **cfg.data)
     eval_fields = apply_overrides(dict(cfg.eval), overrides or [])
-    proto = default_protocol(train.task, arch=arch, seeds=seeds, **eval_fields)
+    if seeds is not None:  # --seeds beats the run config's eval.seeds
+        eval_fields["seeds"] = list(seeds)
+    proto = default_protocol(train.task, arch=arch, **eval_fields)
     res = evaluate_set(syn, train, test, proto, device=cfg.device)
     if baseline:
         base = evaluate_random_baseline(syn, train, test, proto, device=cfg.device)
@@ -142,7 +144,10 @@ def evaluate_full(dataset: str, out: str | Path, *, data: dict[str, Any] | None 
                   seeds: list[int] | None = None, overrides: list[str] | None = None, data_root: str | None = None) -> Results:
     train = load_dataset(dataset, "train", data_root, **(data or {}))
     test = load_dataset(dataset, "test", data_root, **(data or {}))
-    proto = default_protocol(train.task, arch=arch, seeds=seeds, **apply_overrides({}, overrides or []))
+    fields = apply_overrides({}, overrides or [])
+    if seeds is not None:
+        fields["seeds"] = list(seeds)
+    proto = default_protocol(train.task, arch=arch, **fields)
     res = evaluate_real(train, test, proto)
     res.extra["eval_arch"] = arch or (proto.arch if hasattr(proto, "arch") else proto.image_arch)
     out = Path(out)

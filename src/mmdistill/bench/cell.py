@@ -49,7 +49,7 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
     protocols: dict[str, dict[str, Any]] = {}
     if cell.method == "full":
         for a in archs:
-            proto = default_protocol(train.task, arch=a, seeds=cell.seeds, **cell.eval)
+            proto = default_protocol(train.task, arch=a, **{**cell.eval, "seeds": cell.seeds})
             res = evaluate_real(train, test, proto)
             per_arch[a] = [{k: v["per_seed"][i] for k, v in res.metrics.items()} for i in range(len(cell.seeds))]
             protocols[a] = res.protocol
@@ -67,7 +67,7 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
                     s_per_iter.append(distill_s[-1] / dist.iterations)
                 eval_seeds = cell.seeds if cell.syn_seeds is not None else [s]
                 for a in archs:
-                    proto = default_protocol(train.task, arch=a, seeds=eval_seeds, **cell.eval)
+                    proto = default_protocol(train.task, arch=a, **{**cell.eval, "seeds": eval_seeds})
                     r = evaluate_set(syn, train, test, proto)
                     protocols[a] = r.protocol
                     per_arch[a] += [{k: v["per_seed"][i] for k, v in r.metrics.items()} for i in range(len(eval_seeds))]
