@@ -12,13 +12,6 @@ from mmdistill.kd.base import Dims, KDInputs
 from mmdistill.kd.fd_cmkd import FDCMKD, FDCMKDConfig, fd_losses
 from mmdistill.kd.fft_bands import band_masks, cut_index, signed_log1p, soft_band_masks, split_bands
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny nets: one intra-op thread is faster, and far faster on a shared, loaded box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 

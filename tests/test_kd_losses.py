@@ -17,13 +17,6 @@ from mmdistill.kd.losses import get_kd_loss, kd_method_names, resolve_method
 
 LN3, LN2 = math.log(3.0), math.log(2.0)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny nets: one intra-op thread is faster, and far faster on a shared, loaded box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 

@@ -16,13 +16,6 @@ from mmdistill.kd.views import make_view
 
 TINY = {"epochs": 1, "batch_size": 32}
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny nets: one intra-op thread is faster, and far faster on a shared, loaded box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 

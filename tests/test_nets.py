@@ -25,13 +25,6 @@ SMALL_SHAPES = [(1, 28, 28), (1, 32, 32), (3, 32, 32), (1, 64, 64), (3, 64, 64)]
 PAPER_SHAPES = [(1, 128, 56), (3, 224, 224)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets run faster on one thread, and OpenMP barriers stall when other jobs share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_registry_lists_every_arch() -> None:

@@ -87,3 +87,15 @@ def test_budget_checks():
         Toy(ToyConfig(), _ds(), Budget(9, "pairs"), seed=0)
     with pytest.raises(ConfigError):
         Budget(0, "ipc")
+
+
+def test_periodic_evaluation_is_logged(tmp_path):
+    calls = []
+
+    def ev(syn):
+        calls.append(len(syn))
+        return {"acc": 1.0}
+
+    run(Toy(ToyConfig(), _ds(), Budget(2, "ipc"), seed=0), tmp_path, eval_every=5, evaluate_fn=ev, progress=False)
+    recs = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["it"] for r in recs if "eval" in r] == [4, 9] and calls == [4, 4]

@@ -99,9 +99,11 @@ def distill(cfg: RunConfig, out: str | Path | None = None, *, data_root: str | N
         test = load_dataset(cfg.dataset or "", "test", data_root, **cfg.data)
         proto = default_protocol(train.task, **{**cfg.eval, "seeds": [cfg.seed]})
 
-        def eval_fn(syn: SyntheticSet) -> dict[str, float]:
+        def periodic_eval(syn: SyntheticSet) -> dict[str, float]:
             r = evaluate_set(syn, train, test, proto, device=cfg.device)
             return {k: v["mean"] for k, v in r.metrics.items()}
+
+        eval_fn = periodic_eval
     syn = run(distiller, run_dir, checkpoint_every=cfg.run.checkpoint_every, eval_every=cfg.run.eval_every,
               evaluate_fn=eval_fn, resume=resume, progress=progress, stop_after=stop_after)
     return run_dir, syn

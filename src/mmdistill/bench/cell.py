@@ -25,7 +25,6 @@ METRICS = {
 
 
 def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
-    from ..config import apply_overrides
     from ..data import load_dataset
     from ..distill import Budget, get_method
     from ..distill.base import run

@@ -11,7 +11,6 @@ is trainable (``trainable_teacher``): it keeps its CE and the proxy terms.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
