@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--suite", default="quick")
     b.add_argument("--out", default=".", help="repository root to write benchmarks/ and BENCHMARKS.md into")
     b.add_argument("--only", action="append", default=None, help="run only cells whose id contains this text")
-    b.add_argument("--jobs", type=int, default=1, help="cells run in parallel (processes)")
+    b.add_argument("--jobs", type=int, default=2,
+                   help="cells run in parallel (processes); each gets cores/jobs threads unless OMP_NUM_THREADS is set")
     b.add_argument("--render-only", action="store_true", help="re-render BENCHMARKS.md from benchmarks/*.json")
     _add_common(b)
     b.set_defaults(func=_cmd_bench)

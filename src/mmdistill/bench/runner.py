@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,9 +18,12 @@ from .render import render
 from .suites import SUITES, Cell
 
 
-def _run_subprocess(cell: Cell, data_root: str | None) -> list[dict[str, Any]]:
+def _run_subprocess(cell: Cell, data_root: str | None, jobs: int = 1) -> list[dict[str, Any]]:
     cmd = [sys.executable, "-m", "mmdistill.bench.cell", json.dumps(cell.as_dict()), data_root or ""]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = os.environ.copy()
+    # cores shared by the parallel cells; oversubscribed OpenMP threads stall badly on small nets
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, jobs))))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0 or "@@ROWS@@" not in proc.stdout:
         raise RuntimeError(f"bench cell {cell.id} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.split("@@ROWS@@", 1)[1])
@@ -49,7 +53,7 @@ def run_suite(suite: str, out_dir: Path, only: list[str] | None = None, jobs: in
 
     def one(cell: Cell) -> list[dict[str, Any]]:
         c0 = time.perf_counter()
-        r = _run_subprocess(cell, data_root)
+        r = _run_subprocess(cell, data_root, jobs)
         print(f"[bench] {cell.id}: {time.perf_counter() - c0:.0f} s  "
               + "  ".join(f"{x['metric']} {x['mean']:.2f}±{x['std']:.2f}" for x in r[:3]), flush=True)
         return r
