@@ -40,12 +40,15 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     print(f"synthetic set: {len(syn)} rows, {b['stored_floats']} stored floats"
           + (f" = {b['pair_equivalents']:.2f} pair-equivalents" if "pair_equivalents" in b else ""))
     if args.evaluate:
-        res = evaluate_run(run_dir, data_root=args.data_root)
-        print(f"{res.method}: {res.line()}")
-        base = res.extra.get("random_subset_same_size")
-        if base:
-            print("random subset, same size: " + "  ".join(f"{k} {v['mean']:.2f}±{v['std']:.2f}" for k, v in base["metrics"].items()))
+        _print_results(evaluate_run(run_dir, data_root=args.data_root))
     return 0
+
+
+def _print_results(res) -> None:  # noqa: ANN001 - Results
+    print(f"{res.method} on {res.dataset} ({res.extra.get('eval_arch')}): {res.line()}")
+    base = res.extra.get("random_subset_same_size")
+    if base:
+        print("random subset, same size: " + "  ".join(f"{k} {v['mean']:.2f}±{v['std']:.2f}" for k, v in base["metrics"].items()))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -64,12 +67,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.run_dir:
         print("mmdistill evaluate needs RUN_DIR (or --real --dataset NAME)", file=sys.stderr)
         return 2
-    res = evaluate_run(args.run_dir, arch=args.arch, seeds=seeds, overrides=args.set, baseline=not args.no_baseline,
-                       data_root=args.data_root)
-    print(f"{res.method} on {res.dataset} ({res.extra.get('eval_arch')}): {res.line()}")
-    base = res.extra.get("random_subset_same_size")
-    if base:
-        print("random subset, same size:   " + "  ".join(f"{k} {v['mean']:.2f}±{v['std']:.2f}" for k, v in base["metrics"].items()))
+    _print_results(evaluate_run(args.run_dir, arch=args.arch, seeds=seeds, overrides=args.set, baseline=not args.no_baseline,
+                                data_root=args.data_root))
     return 0
 
 
