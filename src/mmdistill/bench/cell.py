@@ -85,7 +85,7 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
             "eval_arch": a, "n_seeds": len(per_arch[a]), "n_sets": len(distill_s) or None, "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2), "threads": torch.get_num_threads(), "load_avg_1m": round(load1, 2),
             "peak_rss_mb": round(peak, 1), "command": f"mmdistill bench --suite {cell.suite} --only {cell.id}",
-            "cell": cid, **cell.extra,
+            "cell": cid, "data_params": cell.data, **cell.extra,
         }
         arows = []
         for name in METRICS[train.task]:
