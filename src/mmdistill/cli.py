@@ -182,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--render-only", action="store_true", help="re-render BENCHMARKS.md from benchmarks/*.json")
     _add_common(b)
     b.set_defaults(func=_cmd_bench)
+
+    # Subcommands owned by their own packages (each module's add_parsers(sub) registers them).
+    from .report.cli import add_parsers as _add_report_parsers
+    from .dist.cli import add_parsers as _add_dist_parsers
+
+    _add_report_parsers(sub)
+    _add_dist_parsers(sub)
     return ap
 
 
