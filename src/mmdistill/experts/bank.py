@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from torch import Tensor, nn
 
 from ..data.paired import PairedDataset
 from ..data.root import cache_dir
+from ..dist.context import context as dist_context
+from ..dist.jobs import Job, run_jobs
 from ..errors import ConfigError, IntegrityError
 from ..evaluate.augment import augment_modality
 from ..io import atomic_write_json, atomic_write_with, sha256_file
@@ -204,25 +207,57 @@ class EncoderBank:
         return [(s, e) for s in range(self.cfg.num_seeds) for e in eps]
 
     def ensure(self) -> dict[str, Any]:
-        """Train whatever pairs and decouplers are missing; return the manifest."""
+        """Train whatever pairs are missing; return the manifest.
+
+        One job per bank seed (its snapshot epochs are one training run), through :func:`mmdistill.dist.jobs.run_jobs`:
+        under ``torchrun`` rank r trains seeds r, r+W, …; rank 0 then records every finished pair in the manifest
+        (ecosystem.md §C.5 item 2). A pair is finished when its manifest record verifies, or - not yet recorded,
+        e.g. written by another rank or a killed run - when its (atomically written) file exists.
+        """
         if self.cfg.num_seeds < 1 or (self.cfg.pretrained and not self.cfg.snapshot_epochs):
             raise ConfigError("bank: num_seeds must be >= 1 and snapshot_epochs non-empty")
         self.dir.mkdir(parents=True, exist_ok=True)
         man = self.read_manifest()
         plan = self.pair_plan()
+        jobs = []
         for s in range(self.cfg.num_seeds):
             ks = [k for k, (si, _) in enumerate(plan) if si == s]
-            if all(self._valid(man["pairs"].get(str(k))) for k in ks):
-                continue
-            self._train_seed(s, {plan[k][1]: k for k in ks}, man)
-        return man
+            jobs.append(Job(f"bank seed {s}", tuple(self.dir / self._pair_name(k) for k in ks),
+                            partial(self._train_seed, s, {plan[k][1]: k for k in ks}, man),
+                            partial(self._seed_finished, man, ks)))
+
+        def gather() -> dict[str, Any]:
+            fresh = self.read_manifest()
+            changed = not (self.dir / MANIFEST).is_file()
+            for k, (si, ep) in enumerate(plan):
+                if not self._valid(fresh["pairs"].get(str(k))):
+                    f = self.dir / self._pair_name(k)
+                    fresh["pairs"][str(k)] = {"file": f.name, "seed_index": si, "epoch": ep, "sha256": sha256_file(f)}
+                    changed = True
+            if changed:
+                self._write_manifest(fresh)
+            return fresh
+
+        return run_jobs(jobs, gather, desc=f"bank {self.dir}").value  # type: ignore[return-value]
+
+    @staticmethod
+    def _pair_name(k: int) -> str:
+        return f"pair_{k:03d}.safetensors"
+
+    def _finished(self, records: dict[str, Any], name: str, k: int) -> bool:
+        rec = records.get(str(k))
+        return self._valid(rec) if rec else (self.dir / name).is_file()
+
+    def _seed_finished(self, man: dict[str, Any], ks: list[int]) -> bool:
+        return all(self._finished(man["pairs"], self._pair_name(k), k) for k in ks)
 
     def _save_pair(self, k: int, enc: nn.ModuleDict, seed_idx: int, epoch: int, man: dict[str, Any]) -> None:
-        name = f"pair_{k:03d}.safetensors"
+        name = self._pair_name(k)
         sd = {f"{m}.{n}": t.detach().cpu().contiguous().clone() for m in MODALITIES for n, t in enc[m].state_dict().items()}
         atomic_write_with(self.dir / name, lambda p: save_file(sd, p))
         man["pairs"][str(k)] = {"file": name, "seed_index": seed_idx, "epoch": epoch, "sha256": sha256_file(self.dir / name)}
-        self._write_manifest(man)
+        if not dist_context().distributed:  # one process: record each pair at once; otherwise rank 0 gathers
+            self._write_manifest(man)
 
     def _train_seed(self, s: int, snaps: dict[int, int], man: dict[str, Any]) -> None:
         seed = derive_seed(self.cfg.seed, "bank", s)
@@ -277,24 +312,43 @@ class EncoderBank:
         return out
 
     def ensure_decouplers(self, dcfg: DecouplerConfig) -> list[Decoupler]:
+        """Train the missing decouplers (one job per pair, see :meth:`ensure`) and return all K, frozen."""
         man = self.ensure()
         dkey = decoupler_key(dcfg)
-        entry = man["decouplers"].setdefault(dkey, {"config": asdict(dcfg), "pairs": {}})
+        records = man["decouplers"].get(dkey, {}).get("pairs", {})
+        names = [f"decoupler_{dkey}_{k:03d}.safetensors" for k in range(self.cfg.size)]
+
+        def train(k: int) -> None:
+            enc = self.load_encoders(k)
+            seed_everything(derive_seed(self.cfg.seed, "decoupler", k))  # the init too depends on k only, not on history
+            dec = Decoupler({m: int(enc[m].feat_dim) for m in MODALITIES}, dcfg, self.num_classes)
+            self._train_decoupler(dec, enc, dcfg, derive_seed(self.cfg.seed, "decoupler", k))
+            sd = {n: t.detach().cpu().contiguous().clone() for n, t in dec.state_dict().items()}
+            atomic_write_with(self.dir / names[k], lambda p: save_file(sd, p))
+
+        def gather() -> dict[str, Any]:
+            fresh = self.read_manifest()
+            entry = fresh["decouplers"].setdefault(dkey, {"config": asdict(dcfg), "pairs": {}})
+            changed = False
+            for k, name in enumerate(names):
+                if not self._valid(entry["pairs"].get(str(k))):
+                    entry["pairs"][str(k)] = {"file": name, "sha256": sha256_file(self.dir / name)}
+                    changed = True
+            if changed:
+                self._write_manifest(fresh)
+            return fresh
+
+        jobs = [Job(f"decoupler {dkey} {k}", (self.dir / names[k],), partial(train, k),
+                    partial(self._finished, records, names[k], k)) for k in range(self.cfg.size)]
+        man = run_jobs(jobs, gather, desc=f"decouplers {self.dir}").value  # type: ignore[assignment]
         out = []
         for k in range(self.cfg.size):
+            rec = man["decouplers"][dkey]["pairs"][str(k)]
+            if not self._valid(rec):
+                raise IntegrityError(f"{self.dir}: decoupler {k} missing or its sha256 does not match the manifest")
             enc = self.load_encoders(k)
-            dims = {m: int(enc[m].feat_dim) for m in MODALITIES}
-            rec = entry["pairs"].get(str(k))
-            dec = Decoupler(dims, dcfg, self.num_classes)
-            if self._valid(rec):
-                dec.load_state_dict(load_file(str(self.dir / rec["file"])))
-            else:
-                self._train_decoupler(dec, enc, dcfg, derive_seed(self.cfg.seed, "decoupler", k))
-                name = f"decoupler_{dkey}_{k:03d}.safetensors"
-                sd = {n: t.detach().cpu().contiguous().clone() for n, t in dec.state_dict().items()}
-                atomic_write_with(self.dir / name, lambda p: save_file(sd, p))
-                entry["pairs"][str(k)] = {"file": name, "sha256": sha256_file(self.dir / name)}
-                self._write_manifest(man)
+            dec = Decoupler({m: int(enc[m].feat_dim) for m in MODALITIES}, dcfg, self.num_classes)
+            dec.load_state_dict(load_file(str(self.dir / rec["file"])))
             dec.eval()
             for p in dec.parameters():
                 p.requires_grad_(False)

@@ -27,6 +27,7 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +38,8 @@ from tqdm import tqdm
 
 from ..data.paired import PairedDataset
 from ..data.root import cache_dir
+from ..dist.context import is_main
+from ..dist.jobs import Job, main_first, run_jobs
 from ..distill.losses import contrastive_logits, info_nce
 from ..errors import ConfigError, DataError
 from ..evaluate.augment import augment_modality
@@ -192,26 +195,25 @@ def train_experts(ds: PairedDataset, cfg: ExpertConfig, out_dir: str | Path | No
     mpath = out / MANIFEST
     if mpath.is_file():  # cheap data check first (before any encoder training)
         _compatible_data(json.loads(mpath.read_text(encoding="utf-8")), ds, mpath)
-    enc_src = _encoder_source(ds, cfg, progress)
+    enc_src = main_first(lambda: _encoder_source(ds, cfg, progress), desc="experts: image encoder")  # trained once
     enc_state = load_file(str(enc_src)) if enc_src else None
     probe = build_model(cfg.net, tuple(images.shape[1:]), int(texts.shape[1]))
     manifest = _manifest(ds, cfg, FlatDualEncoder(probe, cfg.mode, cfg.net.temperature),
                          sha256_file(enc_src) if enc_src else None)
     if mpath.is_file():
         _compatible(json.loads(mpath.read_text(encoding="utf-8")), manifest, mpath)
-    if enc_src and not (out / ENCODER_FILE).is_file():
-        atomic_write_with(out / ENCODER_FILE, lambda p: shutil.copyfile(enc_src, p))
-    atomic_write_json(mpath, manifest)
+    if is_main():  # rank 0 writes the shared files (ecosystem.md §C.5: rank-0-only IO)
+        if enc_src and not (out / ENCODER_FILE).is_file():
+            atomic_write_with(out / ENCODER_FILE, lambda p: shutil.copyfile(enc_src, p))
+        atomic_write_json(mpath, manifest)
     feats = None
     if cfg.mode == "heads":
         probe.image_encoder.load_state_dict(enc_state)
         probe.eval()
         with torch.no_grad():
             feats = torch.cat([probe.image_encoder(images[s:s + 256]) for s in range(0, images.shape[0], 256)])
-    for k in range(cfg.num_experts):
-        fpath = out / f"expert_{k:03d}.safetensors"
-        if fpath.is_file():
-            continue  # finished (files are written atomically, so a present file is complete)
+
+    def train_one(k: int, fpath: Path) -> None:
         t0 = time.perf_counter()
         seed = derive_seed(cfg.seed, "expert", k)
         seed_everything(seed)
@@ -245,6 +247,11 @@ def train_experts(ds: PairedDataset, cfg: ExpertConfig, out_dir: str | Path | No
                        metadata={"format": FORMAT, "expert": str(k), "seed": str(seed),
                                  "final_loss": f"{float(loss.detach()):.6f}", "wall_s": f"{time.perf_counter() - t0:.2f}"})
         atomic_write_bytes(fpath, blob)
+
+    # one job per expert: rank r of W trains experts r, r+W, ...; a present file is finished (written atomically)
+    jobs = [Job(f"expert_{k:03d}", (out / f"expert_{k:03d}.safetensors",),
+                partial(train_one, k, out / f"expert_{k:03d}.safetensors")) for k in range(cfg.num_experts)]
+    run_jobs(jobs, desc=f"experts {out}")
     return ExpertBuffer.open(out, ds)
 
 
