@@ -1,0 +1,43 @@
+"""``build_report(run_dir)``: one self-contained ``report.html`` per run (+ the figures under ``plots/``).
+
+A section that fails unexpectedly is replaced by a warning naming the exception, so one broken piece
+never hides the rest of the page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import atomic_write_bytes
+from .html import Section, esc, page, write_page
+from .load import RunData, load_run
+from .sections import BUILDERS, SECTION_IDS, Figures, Options
+
+REPORT_FILE = "report.html"
+PLOTS_DIR = "plots"
+
+
+def render_run(rd: RunData, opt: Options | None = None) -> tuple[str, Figures]:
+    """The page text and the figures it embeds."""
+    opt = opt or Options()
+    figs = Figures()
+    sections: list[Section] = []
+    for sid, build in zip(SECTION_IDS, BUILDERS):
+        try:
+            sections.append(build(rd, opt, figs))
+        except Exception as e:  # noqa: BLE001 - reported in the page instead of aborting the report
+            sections.append(Section(sid, sid.capitalize(), f'<p class="warn">This section failed: {esc(type(e).__name__)}: {esc(e)}</p>'))
+    title = f"mmdistill report: {rd.method} on {rd.dataset_name}"
+    return page(title, str(rd.path), sections), figs
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, *, data_root: str | None = None,
+                 opt: Options | None = None, load_data: bool = True, save_plots: bool = True) -> Path:
+    """Write ``out`` (default ``RUN_DIR/report.html``) atomically; PNGs also go to ``RUN_DIR/plots/``."""
+    rd = load_run(run_dir, data_root=data_root, load_data=load_data)
+    text, figs = render_run(rd, opt)
+    out_path = Path(out) if out else rd.path / REPORT_FILE
+    if save_plots:
+        for name, png in figs.pngs.items():
+            atomic_write_bytes(rd.path / PLOTS_DIR / f"{name}.png", png)
+    return write_page(out_path, text)
