@@ -127,3 +127,87 @@ def test_davdd_resume_is_exact_including_ema_bank(tmp_path):
         assert torch.equal(out.tensors[m], ref.tensors[m])
     state = torch.load(d / "checkpoint" / "state.pt", weights_only=False)["distiller"]
     assert state["proto"].shape == (4, 4, 2, DEC["dim"]) and bool(state["proto_seen"].any())
+
+
+# ---------------------------------------------------------------- alternatives (issue 4 calibration)
+
+ALL_OFF = {"use_private": False, "use_common": False, "use_proto": False, "use_infonce": False}
+
+
+def test_fresh_pairs_build_no_bank_and_train_decouplers_online(tmp_path):
+    ds = tiny_av()
+    d = _davdd(ds, fresh_prob=1.0, fresh_decoupler_steps=3, bank={**BANK, "path": str(tmp_path / "bank")})
+    total, logs = _losses(d)
+    assert not (tmp_path / "bank").exists() and d.encoders == []  # fresh_prob 1: the bank is never built
+    assert logs["fresh"] == 1.0 and logs["bank_pair"] == -1.0 and logs["l_align"] == 0.0  # no EMA space to align to
+    assert all(logs[t] > 0 for t in ("l_private", "l_common", "l_sample")) and total.requires_grad
+    # the online decoupler is trained on this iteration's real features: more steps -> lower decoupler loss
+    from mmdistill.experts.bank import decoupler_loss
+
+    feats = {m: [torch.randn(8, 32) + c for c in range(4)] for m in ("audio", "visual")}
+    x = {m: torch.cat(v) for m, v in feats.items()}
+    y = torch.arange(4).repeat_interleave(8)
+    losses = []
+    for steps in (0, 30):
+        torch.manual_seed(0)
+        d.cfg.fresh_decoupler_steps = steps
+        dec = d.fresh_decoupler(feats)
+        assert not any(p.requires_grad for p in dec.parameters())
+        losses.append(float(decoupler_loss(dec, x, y, d.cfg.decoupler)[0]))
+    assert losses[1] < 0.8 * losses[0]
+    # mixed: some iterations fresh, some from the bank; the bank is built
+    d2 = _davdd(ds, fresh_prob=0.5, bank={**BANK, "path": str(tmp_path / "bank2")})
+    seed_everything(derive_seed(0, "init"))
+    d2.init()
+    fresh = []
+    for it in range(8):
+        seed_everything(derive_seed(0, "iter", it))
+        fresh.append(d2.step(it)["fresh"])
+    assert (tmp_path / "bank2" / "manifest.json").is_file() and 0 < sum(fresh) < 8
+    with pytest.raises(ConfigError, match="fresh_prob"):
+        _losses(_davdd(ds, fresh_prob=1.5))
+
+
+def test_dm_term_with_everything_else_off_is_exactly_dm():
+    """λ_dm on fresh pairs with all DAVDD terms off is DM (summed steps, same lr): same loss, same tensors."""
+    ds = tiny_av()
+    dm_cls = get_method("dm")
+    common = {"batch_real": 8, "init": "real", "net": NET, "lr_audio": 0.5, "lr_visual": 0.5}
+    dm = dm_cls(from_dict(dm_cls.Config, {**common, "iterations": 3, "step_mode": "summed"}, where="t"), ds, Budget(2, "ipc"), 0)
+    dv = _davdd(ds, ipc=2, fresh_prob=1.0, lambda_dm=1.0, fresh_decoupler_steps=1, **common, **ALL_OFF)
+    logs = []
+    for d in (dm, dv):
+        seed_everything(derive_seed(0, "init"))
+        d.init()
+        per = []
+        for it in range(3):
+            seed_everything(derive_seed(0, "iter", it))
+            per.append(d.step(it))
+        logs.append(per)
+    for a, b in zip(*logs):
+        assert b["l_dm"] == pytest.approx(a["loss"], rel=1e-5) and b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+    for m in ("audio", "visual"):
+        assert torch.allclose(torch.cat([t.detach() for t in dm.syn[m]]), torch.cat([t.detach() for t in dv.syn[m]]), atol=1e-6)
+
+
+def test_dm_term_is_added_on_top_of_the_bank_terms():
+    ds = tiny_av()
+    _, base = _losses(_davdd(ds))
+    total, logs = _losses(_davdd(ds, lambda_dm=2.0))
+    assert logs["fresh"] == 0.0 and logs["l_dm"] > 0
+    # same bank pair, same batches and augmentation: the DAVDD terms are unchanged, the DM term is added
+    for t in ("l_private", "l_common", "l_sample", "l_align", "bank_pair"):
+        assert logs[t] == pytest.approx(base[t], rel=1e-6), t
+    assert logs["loss"] == pytest.approx(base["loss"] + 2.0 * logs["l_dm"], rel=1e-5)
+
+
+def test_resume_is_exact_with_fresh_pairs_and_dm_term(tmp_path):
+    ds = tiny_av()
+    kw = {"fresh_prob": 0.5, "lambda_dm": 1.0, "fresh_decoupler_steps": 2}
+    ref = run(_davdd(ds, **kw), tmp_path / "ref", checkpoint_every=2, progress=False)
+    d = tmp_path / "killed"
+    run(_davdd(ds, **kw), d, checkpoint_every=2, progress=False, stop_after=3)
+    out = run(_davdd(ds, **kw), d, checkpoint_every=2, progress=False, resume=True)
+    for m in ("audio", "visual"):
+        assert torch.equal(out.tensors[m], ref.tensors[m])
+    assert out.meta["bank"]["fresh_prob"] == 0.5 and out.meta["bank"]["lambda_dm"] == 1.0

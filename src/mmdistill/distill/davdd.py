@@ -32,7 +32,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ..experts.bank import BankConfig, DecouplerConfig, EncoderBank, info_nce
+from ..errors import ConfigError
+from ..experts.bank import BankConfig, Decoupler, DecouplerConfig, EncoderBank, decoupler_loss, info_nce
 from .av_common import MODALITIES, AVMatchConfig, AVMatchDistiller
 from .base import METHODS
 
@@ -56,6 +57,19 @@ class DAVDDConfig(AVMatchConfig):
     use_infonce: bool = True
     bank: BankConfig = field(default_factory=BankConfig)
     decoupler: DecouplerConfig = field(default_factory=DecouplerConfig)
+    # ---- alternatives to the frozen-bank reading (issue 4 calibration; all [unverified], defaults = off) ----
+    # Per iteration, with probability fresh_prob, use a FRESHLY DRAWN random encoder pair (as DM, §7.4) instead of
+    # a bank pair (§7.6 "encoder bank"; §4.3 reads "diverse" as seeds x epochs - this extends the pool to
+    # infinitely many random pairs). A fresh pair has no stored decoupler: one is trained online on this
+    # iteration's real features (§7.6 ``online_decoupler``) for fresh_decoupler_steps full-batch Adam steps with
+    # the bank's decoupler loss; L_align is skipped (its EMA space does not outlive the iteration). 1.0: the
+    # bank is never built or used.
+    fresh_prob: float = 0.0
+    fresh_decoupler_steps: int = 20
+    fresh_decoupler_lr: float = 1e-3
+    # λ_dm: DM's mean-embedding term (§7.4) in a freshly drawn random encoder pair, ADDED to DAVDD's losses
+    # (the pair of a fresh iteration is reused; otherwise one more pair is drawn). 0 = off (the spec's DAVDD).
+    lambda_dm: float = 0.0
 
 
 @METHODS.register("davdd")
@@ -65,10 +79,15 @@ class DAVDD(AVMatchDistiller):
     _warned = False
 
     def init_extra(self) -> None:
-        bank = EncoderBank(self.dataset, self.cfg.net, self.cfg.bank, device=str(self.device))
-        self.bank_dir = bank.dir
-        self.decouplers = bank.ensure_decouplers(self.cfg.decoupler)
-        self.encoders = [bank.load_encoders(k) for k in range(self.cfg.bank.size)]
+        if not 0.0 <= self.cfg.fresh_prob <= 1.0:
+            raise ConfigError(f"davdd: fresh_prob must be in [0, 1], got {self.cfg.fresh_prob}")
+        if self.cfg.fresh_prob >= 1.0:  # every iteration draws its own pair: no bank is trained or loaded
+            self.bank_dir, self.decouplers, self.encoders = None, [], []
+        else:
+            bank = EncoderBank(self.dataset, self.cfg.net, self.cfg.bank, device=str(self.device))
+            self.bank_dir = bank.dir
+            self.decouplers = bank.ensure_decouplers(self.cfg.decoupler)
+            self.encoders = [bank.load_encoders(k) for k in range(self.cfg.bank.size)]
         k, d = len(self.encoders), self.cfg.decoupler.dim
         self.proto = torch.zeros(k, self.num_classes, 2, d, device=self.device)
         self.proto_seen = torch.zeros(k, self.num_classes, dtype=torch.bool, device=self.device)
@@ -86,29 +105,72 @@ class DAVDD(AVMatchDistiller):
 
     def export(self):
         syn = super().export()
-        syn.meta["bank"] = {"dir": str(self.bank_dir), "pairs": len(self.encoders)}
+        syn.meta["bank"] = {"dir": str(self.bank_dir) if self.bank_dir else None, "pairs": len(self.encoders),
+                            "fresh_prob": self.cfg.fresh_prob, "lambda_dm": self.cfg.lambda_dm}
         return syn
+
+    def fresh_decoupler(self, feats: dict[str, list[Tensor]]) -> Decoupler:
+        """A decoupler for a freshly drawn pair, trained online on this iteration's real features (all classes)."""
+        dcfg = self.cfg.decoupler
+        x = {m: torch.cat(feats[m]) for m in MODALITIES}
+        y = torch.cat([torch.full((f.shape[0],), c, dtype=torch.long) for c, f in enumerate(feats["audio"])]).to(self.device)
+        dec = Decoupler({m: int(x[m].shape[1]) for m in MODALITIES}, dcfg, self.num_classes).to(self.device)
+        opt = torch.optim.Adam(dec.parameters(), lr=self.cfg.fresh_decoupler_lr)
+        with torch.enable_grad():
+            for _ in range(self.cfg.fresh_decoupler_steps):
+                loss, _ = decoupler_loss(dec, x, y, dcfg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        for p in dec.parameters():
+            p.requires_grad_(False)
+        return dec.eval()
 
     def losses(self, it: int) -> tuple[Tensor, dict[str, float]]:
         """The total loss of one iteration and its (weighted-before-sum) terms."""
         cfg = self.cfg
-        k = int(torch.randint(len(self.encoders), ()))
-        enc, dec = self.encoders[k], self.decouplers[k]
+        fresh = cfg.fresh_prob >= 1.0 or (cfg.fresh_prob > 0 and float(torch.rand(())) < cfg.fresh_prob)
+        if fresh:
+            k, enc = -1, self.random_nets()
+        else:
+            k = int(torch.randint(len(self.encoders), ()))
+            enc = self.encoders[k]
         zero = torch.zeros((), device=self.device)
-        l_pri, l_com, l_al = zero, zero, zero
+        l_pri, l_com, l_al, l_dm = zero, zero, zero, zero
+        # pass 1 (no grad): each class's augmentation draw, real batch and real encoder features
+        augs: list[dict] = []
+        syns: list[dict[str, Tensor]] = []
+        reals: list[dict[str, Tensor]] = []
+        fr: dict[str, list[Tensor]] = {m: [] for m in MODALITIES}
+        for c in range(self.num_classes):
+            augs.append(self.draw_aug())
+            reals.append(self.real_batch(c))
+            syns.append(self.syn_batch(c))
+            with torch.no_grad():
+                for m in MODALITIES:
+                    fr[m].append(enc[m].embed(self.dsa(reals[c][m], m, augs[c])))
+        dec = self.fresh_decoupler(fr) if fresh else self.decouplers[k]
+        dm_nets, fr_dm = None, None
+        if cfg.lambda_dm:
+            if fresh:
+                dm_nets, fr_dm = enc, fr
+            else:
+                dm_nets = self.random_nets()
+                with torch.no_grad():
+                    fr_dm = {m: [dm_nets[m].embed(self.dsa(r[m], m, a)) for r, a in zip(reals, augs)] for m in MODALITIES}
+        del reals
+        use_proto = cfg.use_proto and not fresh
         za: list[Tensor] = []
         zv: list[Tensor] = []
         for c in range(self.num_classes):
-            aug = self.draw_aug()
-            real, syn = self.real_batch(c), self.syn_batch(c)
-            cr, pr, cs, ps = {}, {}, {}, {}
+            syn, aug = syns[c], augs[c]
+            cr, pr, cs, ps, fs = {}, {}, {}, {}, {}
             for m in MODALITIES:
                 with torch.no_grad():
-                    fr = enc[m].embed(self.dsa(real[m], m, aug))
-                    cr[m], pr[m] = dec.common[m](fr).mean(0), dec.private[m](fr).mean(0)
-                fs = enc[m].embed(self.dsa(syn[m], m, aug))
-                cs[m] = dec.common[m](fs)
-                ps[m] = dec.private[m](fs) if cfg.use_private else None
+                    cr[m], pr[m] = dec.common[m](fr[m][c]).mean(0), dec.private[m](fr[m][c]).mean(0)
+                fs[m] = enc[m].embed(self.dsa(syn[m], m, aug))
+                cs[m] = dec.common[m](fs[m])
+                ps[m] = dec.private[m](fs[m]) if cfg.use_private else None
             if cfg.use_private:
                 l_pri = l_pri + sum(((pr[m] - ps[m].mean(0)) ** 2).sum() for m in MODALITIES)  # type: ignore[union-attr]
             mcs = {m: cs[m].mean(0) for m in MODALITIES}
@@ -117,7 +179,7 @@ class DAVDD(AVMatchDistiller):
                 if cfg.eta_intermodal:
                     l_com = l_com + cfg.eta_intermodal * (((cr["audio"] - mcs["visual"]) ** 2).sum()
                                                           + ((cr["visual"] - mcs["audio"]) ** 2).sum())
-            if cfg.use_proto:
+            if use_proto:
                 with torch.no_grad():
                     new = torch.stack([cr["audio"], cr["visual"]])
                     if bool(self.proto_seen[k, c]):
@@ -126,6 +188,10 @@ class DAVDD(AVMatchDistiller):
                         self.proto[k, c] = new
                         self.proto_seen[k, c] = True
                 l_al = l_al + sum(((mcs[m] - self.proto[k, c, i]) ** 2).sum() for i, m in enumerate(MODALITIES))
+            if dm_nets is not None and fr_dm is not None:
+                for m in MODALITIES:
+                    fs_dm = fs[m] if fresh else dm_nets[m].embed(self.dsa(syn[m], m, aug))
+                    l_dm = l_dm + ((fr_dm[m][c].mean(0) - fs_dm.mean(0)) ** 2).sum()
             za.append(cs["audio"])
             zv.append(cs["visual"])
         l_s, skipped = zero, 0
@@ -144,10 +210,13 @@ class DAVDD(AVMatchDistiller):
                 DAVDD._warned = True
                 warnings.warn(f"davdd: {skipped} InfoNCE group(s) have a single synthetic pair (no negatives) and are "
                               "skipped; use infonce_scope='all' or factor > 1", RuntimeWarning, stacklevel=2)
-        total = cfg.lambda_private * l_pri + cfg.lambda_common * l_com + cfg.lambda_sample * l_s + cfg.lambda_align * l_al
+        total = (cfg.lambda_private * l_pri + cfg.lambda_common * l_com + cfg.lambda_sample * l_s + cfg.lambda_align * l_al
+                 + cfg.lambda_dm * l_dm)
         logs = {"loss": float(total.detach()), "l_private": float(l_pri.detach()), "l_common": float(l_com.detach()),
                 "l_sample": float(l_s.detach()), "l_align": float(l_al.detach()), "infonce_skipped": float(skipped),
                 "bank_pair": float(k)}
+        if cfg.fresh_prob > 0 or cfg.lambda_dm:
+            logs.update({"fresh": float(fresh), "l_dm": float(l_dm.detach())})
         return total, logs
 
     def step(self, it: int) -> dict[str, float]:

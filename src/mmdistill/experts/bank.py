@@ -110,6 +110,18 @@ def orth_penalty(c: Tensor, p: Tensor) -> Tensor:
     return ((c.t() @ p) ** 2).sum() / float(c.shape[0] ** 2)
 
 
+def decoupler_loss(dec: "Decoupler", feats: dict[str, Tensor], y: Tensor, cfg: DecouplerConfig) -> tuple[Tensor, dict[str, float]]:
+    """Training loss of a decoupler on row-aligned real features (§7.6 "our proposal"): CE of the per-modality
+    classifier on [C_m; P_m] + w_nce · InfoNCE_τ(C_a, C_v) + w_orth · batch-centred ‖C̃ᵀP̃‖²_F/B²."""
+    c = {m: dec.common[m](feats[m]) for m in MODALITIES}
+    p = {m: dec.private[m](feats[m]) for m in MODALITIES}
+    ce = sum(F.cross_entropy(dec.cls[m](torch.cat([c[m], p[m]], 1)), y) for m in MODALITIES)
+    nce = info_nce(c["audio"], c["visual"], cfg.tau)
+    orth = sum(orth_penalty(F.normalize(c[m], dim=1), F.normalize(p[m], dim=1)) for m in MODALITIES)
+    loss = cfg.w_ce * ce + cfg.w_nce * nce + cfg.w_orth * orth
+    return loss, {"ce": float(ce.detach()), "nce": float(nce.detach()), "orth": float(orth.detach())}  # type: ignore[union-attr]
+
+
 # ---------------------------------------------------------------------------------------------- keys
 
 
@@ -369,14 +381,8 @@ class EncoderBank:
             perm = torch.randperm(n, generator=gen)
             for st in range(0, n - bs + 1, bs):
                 idx = perm[st:st + bs]
-                c = {m: dec.common[m](feats[m][idx]) for m in MODALITIES}
-                p = {m: dec.private[m](feats[m][idx]) for m in MODALITIES}
-                ce = sum(F.cross_entropy(dec.cls[m](torch.cat([c[m], p[m]], 1)), y[idx]) for m in MODALITIES)  # type: ignore[index]
-                nce = info_nce(c["audio"], c["visual"], cfg.tau)
-                orth = sum(orth_penalty(F.normalize(c[m], dim=1), F.normalize(p[m], dim=1)) for m in MODALITIES)
-                loss = cfg.w_ce * ce + cfg.w_nce * nce + cfg.w_orth * orth
+                loss, last = decoupler_loss(dec, {m: feats[m][idx] for m in MODALITIES}, y[idx], cfg)  # type: ignore[index]
                 opt.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[union-attr]
+                loss.backward()
                 opt.step()
-                last = {"ce": float(ce.detach()), "nce": float(nce.detach()), "orth": float(orth.detach())}  # type: ignore[union-attr]
         return last
