@@ -9,6 +9,7 @@ from .base import METHODS, Budget, Distiller, run
 _MODULES = ["mmdistill.coreset.methods", "mmdistill.distill.mtt_vl", "mmdistill.distill.tesla_vl",
             "mmdistill.distill.lors", "mmdistill.distill.repblend"]
 _MODULES += ["mmdistill.distill.dm", "mmdistill.distill.avdd", "mmdistill.distill.davdd"]  # issue 4: audio-visual
+_MODULES += ["mmdistill.distill.mdm"]  # issue 6: multimodal distribution matching
 
 
 def _ensure_loaded() -> None:
