@@ -4,7 +4,8 @@ Talks the Chrome DevTools Protocol over ``--remote-debugging-pipe`` (JSON messag
 bytes on file descriptors 3 and 4), so no websocket library and no network port are needed. One
 :func:`inspect_page` call loads the page and returns console errors (``console.error``/``assert``,
 uncaught exceptions, browser log entries of level ``error``), the ids of visible elements, the network
-requests that were not ``data:``/``file:``/``about:``, and a full-page PNG screenshot.
+requests that were not ``data:``/``file:``/``about:``, the duration and error code of every ``<audio>``/``<video>``
+once its metadata loaded (up to 5 s), and a full-page PNG screenshot.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class PageReport:
     external_requests: list[str] = field(default_factory=list)
     screenshot: bytes = b""
     title: str = ""
+    media: list[tuple[float, int]] = field(default_factory=list)  # (duration in s or -1, MediaError code or 0)
 
 
 class _Pipe:
@@ -110,15 +112,30 @@ def _high_fd(fd: int) -> int:
     return new
 
 
-_COLLECT_JS = """JSON.stringify({
-  title: document.title,
-  ids: Array.from(document.querySelectorAll('[id]')).map(e => {
-    const r = e.getBoundingClientRect(); return [e.id, r.width > 0 && r.height > 0]; })
-})"""
+_COLLECT_JS = """(async () => {
+  const media = Array.from(document.querySelectorAll('audio,video'));
+  await Promise.all(media.map(m => (m.readyState >= 1 || m.error) ? null : new Promise(done => {
+    m.addEventListener('loadedmetadata', done, {once: true});
+    m.addEventListener('error', done, {once: true});
+    setTimeout(done, 5000);
+  })));
+  return JSON.stringify({
+    title: document.title,
+    ids: Array.from(document.querySelectorAll('[id]')).map(e => {
+      const r = e.getBoundingClientRect(); return [e.id, r.width > 0 && r.height > 0]; }),
+    media: media.map(m => [isFinite(m.duration) ? m.duration : -1, m.error ? m.error.code : 0])
+  });
+})()"""
 
 
 def inspect_page(url: str, chromium: str | None = None, width: int = 1280, height: int = 900, timeout: float = 60.0) -> PageReport:
     """Load ``url`` in a fresh headless Chromium profile and return a :class:`PageReport`."""
+    return inspect_pages([url], chromium, width, height, timeout)[0]
+
+
+def inspect_pages(urls: list[str], chromium: str | None = None, width: int = 1280, height: int = 900,
+                  timeout: float = 60.0) -> list[PageReport]:
+    """Like :func:`inspect_page` for several pages, one tab each, in one browser (one start-up)."""
     exe = chromium or find_chromium()
     if not exe:
         raise FileNotFoundError("no Chromium found (apt-get install chromium, or set MMDISTILL_CHROMIUM)")
@@ -138,7 +155,11 @@ def inspect_page(url: str, chromium: str | None = None, width: int = 1280, heigh
         os.close(child_out)
         pipe = _Pipe(cmd_w, res_r)
         try:
-            return _drive(pipe, url, width, height, timeout)
+            out = []
+            for url in urls:
+                pipe.events.clear()
+                out.append(_drive(pipe, url, width, height, timeout))
+            return out
         finally:
             try:
                 pipe.send("Browser.close", timeout=5)
@@ -162,11 +183,16 @@ def _drive(pipe: _Pipe, url: str, width: int, height: int, timeout: float) -> Pa
                                                      "mobile": False}, session=sid)
     pipe.send("Page.navigate", {"url": url}, session=sid)
     pipe.wait_event("Page.loadEventFired", timeout=timeout)
-    ev = pipe.send("Runtime.evaluate", {"expression": _COLLECT_JS, "returnByValue": True}, session=sid)
+    ev = pipe.send("Runtime.evaluate", {"expression": _COLLECT_JS, "returnByValue": True, "awaitPromise": True},
+                   session=sid, timeout=timeout)
     info = json.loads(ev["result"]["value"])
     shot = pipe.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=sid, timeout=timeout)
-    rep = PageReport(title=info["title"], ids={i: bool(v) for i, v in info["ids"]}, screenshot=base64.b64decode(shot["data"]))
+    rep = PageReport(title=info["title"], ids={i: bool(v) for i, v in info["ids"]}, screenshot=base64.b64decode(shot["data"]),
+                     media=[(float(d), int(e)) for d, e in info["media"]])
+    pipe.send("Target.closeTarget", {"targetId": target})
     for e in pipe.events:
+        if e.get("sessionId") != sid:
+            continue
         m, p = e.get("method"), e.get("params", {})
         if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             rep.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
@@ -174,7 +200,8 @@ def _drive(pipe: _Pipe, url: str, width: int, height: int, timeout: float) -> Pa
             d = p.get("exceptionDetails", {})
             rep.console_errors.append(str(d.get("exception", {}).get("description") or d.get("text")))
         elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
-            rep.console_errors.append(str(p["entry"].get("text")))
+            entry = p["entry"]
+            rep.console_errors.append(f"{entry.get('text')}" + (f" ({entry['url']})" if entry.get("url") else ""))
         elif m == "Network.requestWillBeSent":
             u = str(p.get("request", {}).get("url", ""))
             if not u.startswith(("data:", "file:", "about:")) and u != url:

@@ -53,7 +53,7 @@ def image_grid(images: np.ndarray, titles: Sequence[str], ncols: int = 10, cell:
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
-    fig = new_figure(cell * ncols, (cell + 0.18) * nrows)
+    fig = new_figure(cell * ncols, (cell + 0.3) * nrows)
     for i in range(nrows * ncols):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         ax.set_axis_off()
@@ -64,7 +64,7 @@ def image_grid(images: np.ndarray, titles: Sequence[str], ncols: int = 10, cell:
             ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         else:
             ax.imshow(img, interpolation="nearest")
-        ax.set_title(titles[i], fontsize=7, pad=2)
+        ax.set_title(titles[i], fontsize=6.5, pad=2, linespacing=1.0)
     return png_bytes(fig)
 
 
@@ -112,7 +112,7 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel
         ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.subplots_adjust(hspace=0.75, wspace=0.3)
     return png_bytes(fig)
 
 

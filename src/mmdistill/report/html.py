@@ -30,6 +30,7 @@ th{background:#f3f5f7} td.num{text-align:right;font-variant-numeric:tabular-nums
 .cards{display:flex;flex-wrap:wrap;gap:12px} .card{border:1px solid #d0d7de;border-radius:6px;padding:6px;font-size:12px}
 .card img{display:block} .card audio{width:220px;display:block;margin-top:4px}
 img.fig{max-width:100%;height:auto} img.thumb{width:40px;height:40px;image-rendering:pixelated}
+td ol{margin:0;padding-left:20px}
 pre{background:#f6f8fa;padding:8px;font-size:12px;overflow-x:auto;max-height:320px}
 details summary{cursor:pointer;font-size:13px;color:#0550ae}
 """

@@ -96,8 +96,8 @@ def row_title(i: int, labels: np.ndarray | None, class_names: list[str] | None) 
         return f"#{i}"
     c = int(labels[i])
     name = class_names[c] if class_names and 0 <= c < len(class_names) else str(c)
-    name = name if len(name) <= 14 else name[:13] + "…"
-    return f"#{i} class {name}"
+    name = name if len(name) <= 12 else name[:11] + "…"
+    return f"#{i}\n{name}"
 
 
 def _norm_for(rd: RunData, modality: str) -> dict[str, Any] | None:
@@ -131,8 +131,8 @@ def overview(rd: RunData, opt: Options, figs: Figures) -> Section:
         ("code version", rd.manifest.get("code_version", "?")),
     ]
     if rd.syn is not None:
-        shapes = ", ".join(f"{k} {tuple(t.shape)}" for k, t in rd.syn.tensors.items())
-        extras = ", ".join(f"{k} {tuple(t.shape)}" for k, t in rd.syn.extras.items()) or "none"
+        shapes = ", ".join(f"{k} {tuple(t.shape)}" for k, t in sorted(rd.syn.tensors.items()))
+        extras = ", ".join(f"{k} {tuple(t.shape)}" for k, t in sorted(rd.syn.extras.items())) or "none"
         labels = "none" if rd.syn.labels is None else ("soft " if rd.syn.soft_labels else "hard ") + str(tuple(rd.syn.labels.shape))
         rows += [("tensors", shapes), ("labels", labels), ("extras", extras)]
     body = table(["field", "value"], rows)
@@ -243,7 +243,7 @@ def audio(rd: RunData, opt: Options, figs: Figures) -> Section:
     names = syn.meta.get("class_names")
     cards = []
     for j, i in enumerate(rows):
-        t = row_title(i, labels, names)
+        t = row_title(i, labels, names).replace("\n", " class ")
         card = figs.add(f"audio_{i}", F.spectrogram(lm[j], t, vmin, vmax), f"spectrogram {t}")
         if fe is not None:
             card += audio_tag(logmel_to_wav(lm[j], fe, iters=opt.gl_iters, seed=i), f"audio {t}")
@@ -255,14 +255,36 @@ def audio(rd: RunData, opt: Options, figs: Figures) -> Section:
     return Section("audio", title, body)
 
 
-def nearest_captions(syn_text: torch.Tensor, real_text: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` cosine neighbours of each synthetic vector among the real ones: (indices, cosines), (N, k)."""
+def nearest_captions(syn_text: torch.Tensor, real_text: torch.Tensor, k: int,
+                     captions: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` cosine neighbours of each synthetic vector among the real ones: (indices, cosines), (N, k).
+
+    With ``captions``, a caption string already listed for a row is skipped (datasets repeat short keywords
+    across items), so the ``k`` neighbours are ``k`` different texts; rows may then hold fewer than ``k``
+    (index -1, cosine NaN).
+    """
     s = torch.nn.functional.normalize(syn_text.detach().double(), dim=1)
     r = torch.nn.functional.normalize(real_text.detach().double(), dim=1)
     sims = s @ r.T
     k = min(k, r.shape[0])
-    val, idx = torch.topk(sims, k, dim=1)  # ties: topk is deterministic on CPU
-    return idx.numpy(), val.numpy()
+    pool = k if captions is None else min(r.shape[0], 8 * k)
+    val, idx = torch.topk(sims, pool, dim=1)  # deterministic on CPU
+    if captions is None:
+        return idx.numpy(), val.numpy()
+    out_i = np.full((len(s), k), -1, dtype=np.int64)
+    out_v = np.full((len(s), k), np.nan)
+    for row in range(len(s)):
+        seen: set[str] = set()
+        j = 0
+        for c, v in zip(idx[row].tolist(), val[row].tolist()):
+            if captions[c] in seen:
+                continue
+            seen.add(captions[c])
+            out_i[row, j], out_v[row, j] = c, v
+            j += 1
+            if j == k:
+                break
+    return out_i, out_v
 
 
 def text(rd: RunData, opt: Options, figs: Figures) -> Section:
@@ -281,7 +303,7 @@ def text(rd: RunData, opt: Options, figs: Figures) -> Section:
         return Section("text", title, note(f"Synthetic text vectors {tuple(st.shape)} do not match the dataset's "
                                            f"caption vectors {tuple(real.shape)}.", "warn"))
     n = min(len(st), opt.max_text)
-    idx, cos = nearest_captions(st[:n], real, opt.neighbours)
+    idx, cos = nearest_captions(st[:n], real, opt.neighbours, list(ds.captions))
     stored = syn.meta.get("captions") if isinstance(syn.meta.get("captions"), list) else None
     img_key = next((k for k in IMAGE_KEYS if k in syn.tensors and syn.tensors[k].dim() == 4), None)
     thumbs = None
@@ -297,7 +319,7 @@ def text(rd: RunData, opt: Options, figs: Figures) -> Section:
         if stored:
             r.append(esc(stored[i]) if i < len(stored) else "")
         r.append("<ol>" + "".join(f"<li>{esc(ds.captions[int(j)])} <span class=\"note\">({c:.3f})</span></li>"
-                                  for j, c in zip(idx[i], cos[i])) + "</ol>")
+                                  for j, c in zip(idx[i], cos[i]) if j >= 0) + "</ol>")
         rows.append(r)
     mean_top1 = float(np.mean(cos[:, 0])) if n else float("nan")
     body = note(f"{n} of {len(st)} synthetic text vectors; mean top-1 cosine {mean_top1:.3f} "
