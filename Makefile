@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mmdistill-installed
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup browser demo test bench clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m mmdistill.demo
 
-test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+# Headless Chromium for the report tests (tests/test_report_browser.py); Debian's package, as root in CI.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) \
+	  || { echo "make test needs chromium for the report tests: apt-get install chromium (as root)"; exit 1; }
+
+test: setup browser
+	MMDISTILL_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup
 	$(VENV)/bin/mmdistill bench --suite quick
