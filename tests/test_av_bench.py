@@ -39,3 +39,14 @@ def test_check_reports_holds_and_misses_with_margins():
     text = "\n".join(check_av(rows))
     assert "davdd − avdd = -1.00 (MISSED)" in text and "**MISSED**; margins" in text
     assert "not evaluated" in "\n".join(check_av([]))
+
+
+def test_check_reports_the_speed_target():
+    rows = [_row("av-digits-hard", "davdd", 10, 60.0), _row("av-digits-hard", "davdd", 10, 300.0, 0.0, "distill_wall_s"),
+            _row("av-digits-hard", "dm", 10, 0.5, 0.0, "s_per_iter"), _row("av-digits-hard", "davdd", 10, 3.0, 0.0, "s_per_iter")]
+    text = "\n".join(check_av(rows))
+    assert "DAVDD IPC 10 on av-digits-hard: distillation 300 s wall to the reported 60.00 % fused (limit 900 s" in text
+    assert "→ **holds**" in text and "dm IPC 10 0.50" in text and "davdd IPC 10 3.00" in text
+    assert "Speed, quick-config DAVDD IPC 10 on av-digits in ≤ 15 min: **not evaluated**" in text
+    rows[1] = _row("av-digits-hard", "davdd", 10, 901.0, 0.0, "distill_wall_s")
+    assert "(limit 900 s; load nan; includes the bank training when the bank was not cached) → **MISSED**" in "\n".join(check_av(rows))

@@ -26,9 +26,11 @@ import yaml
 
 from .config import apply_overrides, from_dict, load_yaml
 from .data import load_dataset
+from .dist.context import init_from_env
+from .dist.sweep import full_cell, results_name, run_cell, run_cells  # noqa: F401 - results_name re-exported
 from .distill import Budget, get_method, run
 from .errors import ConfigError
-from .evaluate.protocol import default_protocol, evaluate_random_baseline, evaluate_real, evaluate_set
+from .evaluate.protocol import default_protocol, evaluate_set
 from .evaluate.results import Results
 from .io import atomic_write_text
 from .synth import SyntheticSet
@@ -85,6 +87,7 @@ def default_run_dir(cfg: RunConfig) -> Path:
 
 def distill(cfg: RunConfig, out: str | Path | None = None, *, data_root: str | None = None, resume: bool = False,
             progress: bool = True, stop_after: int | None = None) -> tuple[Path, SyntheticSet]:
+    init_from_env(cfg.device)  # under torchrun: join the group (DM/AVDD shard classes; rank 0 writes)
     method_cls = get_method(cfg.method or "")
     method_cfg = from_dict(method_cls.Config, cfg.params, where="config.params")
     run_dir = Path(out) if out else default_run_dir(cfg)
@@ -118,41 +121,16 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     return from_dict(RunConfig, data, where=str(p))
 
 
-def results_name(arch: str | None) -> str:
-    return "results.json" if not arch else f"results.{arch}.json"
-
-
 def evaluate_run(run_dir: str | Path, *, arch: str | None = None, seeds: list[int] | None = None,
                  overrides: list[str] | None = None, baseline: bool = True, data_root: str | None = None) -> Results:
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    syn = SyntheticSet.load(run_dir)
-    train = load_dataset(cfg.dataset or "", "train", data_root, **cfg.data)
-    test = load_dataset(cfg.dataset or "", "test", data_root, **cfg.data)
-    eval_fields = apply_overrides(dict(cfg.eval), overrides or [])
-    if seeds is not None:  # --seeds beats the run config's eval.seeds
-        eval_fields["seeds"] = list(seeds)
-    proto = default_protocol(train.task, arch=arch, **eval_fields)
-    res = evaluate_set(syn, train, test, proto, device=cfg.device)
-    if baseline:
-        base = evaluate_random_baseline(syn, train, test, proto, device=cfg.device)
-        res.extra["random_subset_same_size"] = {"metrics": base.metrics, "budget": base.budget}
-    res.extra["eval_arch"] = arch or (proto.arch if hasattr(proto, "arch") else proto.image_arch)
-    res.save(run_dir / results_name(arch))
-    return res
+    """Evaluate a run directory: one job per seed (``RUN_DIR/eval/<arch>/seed<k>.json``, resumable), assembled
+    into ``results.json`` / ``results.<arch>.json`` (:mod:`mmdistill.dist.sweep`; under torchrun split over ranks)."""
+    return run_cells([run_cell(run_dir, arch=arch, seeds=seeds, overrides=overrides, baseline=baseline,
+                               data_root=data_root)])[0]
 
 
 def evaluate_full(dataset: str, out: str | Path, *, data: dict[str, Any] | None = None, arch: str | None = None,
                   seeds: list[int] | None = None, overrides: list[str] | None = None, data_root: str | None = None) -> Results:
-    train = load_dataset(dataset, "train", data_root, **(data or {}))
-    test = load_dataset(dataset, "test", data_root, **(data or {}))
-    fields = apply_overrides({}, overrides or [])
-    if seeds is not None:
-        fields["seeds"] = list(seeds)
-    proto = default_protocol(train.task, arch=arch, **fields)
-    res = evaluate_real(train, test, proto)
-    res.extra["eval_arch"] = arch or (proto.arch if hasattr(proto, "arch") else proto.image_arch)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    res.save(out / results_name(arch))
-    return res
+    """Evaluate the full training set (upper bound) into ``out``, one job per seed like :func:`evaluate_run`."""
+    return run_cells([full_cell(dataset, out, data=data, arch=arch, seeds=seeds, overrides=overrides,
+                                data_root=data_root)])[0]

@@ -162,8 +162,13 @@ class SyntheticSet:
             raise IntegrityError(f"{tpath}: cannot parse safetensors ({e})") from None
         if set(flat) != set(manifest["tensors"]):
             raise IntegrityError(f"{tpath}: tensor keys {sorted(flat)} differ from manifest {sorted(manifest['tensors'])}")
+        # safetensors returns the tensors in a per-process random order; the manifest keeps the saved order, and the
+        # modality order decides how evaluation draws its nets' inits, so restore it (same results in every process)
+        flat = {k: flat[k] for k in manifest["tensors"]}
         for k, t in flat.items():
             rec = manifest["tensors"][k]
+            if not isinstance(rec, dict):
+                raise IntegrityError(f"{mpath}: field 'tensors.{k}' is not a mapping (shape, dtype, sha256)")
             if list(t.shape) != rec.get("shape"):
                 raise IntegrityError(f"{tpath}: field {k!r} has shape {list(t.shape)}, manifest says {rec.get('shape')}")
             if tensor_sha256(t) != rec.get("sha256"):

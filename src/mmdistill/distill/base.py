@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.paired import PairedDataset
+from ..dist.context import barrier, context as dist_context
 from ..errors import ConfigError, DivergenceError
 from ..io import append_jsonl, atomic_write_with
 from ..registry import Registry
@@ -172,7 +173,10 @@ def run(
     """Run ``distiller`` to completion in ``run_dir`` and save its SyntheticSet there.
 
     ``stop_after`` (tests): return after that many iterations without finishing, as a kill would.
+    Under ``torchrun`` every rank runs the loop (a method may shard its work, e.g. DM by class) and only
+    rank 0 writes the log, checkpoints, periodic evaluations and the set (ecosystem.md §C.5 item 1).
     """
+    main = dist_context().is_main
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / LOG
@@ -185,9 +189,10 @@ def run(
         distiller.load_state_dict(state["distiller"])
         _set_rng_state(state["rng"])
         start = int(state["next_it"])
-        _truncate_log(log_path, start - 1)
-        append_jsonl(log_path, {"event": "resume", "it": start - 1, "time": time.time()})
-    else:
+        if main:
+            _truncate_log(log_path, start - 1)
+            append_jsonl(log_path, {"event": "resume", "it": start - 1, "time": time.time()})
+    elif main:
         if log_path.exists():
             log_path.unlink()
         append_jsonl(log_path, {"event": "start", "it": -1, "method": distiller.name, "time": time.time()})
@@ -198,7 +203,7 @@ def run(
         state = {"distiller": distiller.state_dict(), "rng": _rng_state(), "next_it": next_it}
         atomic_write_with(ckpt_path, lambda p: torch.save(state, p))
 
-    bar = tqdm(range(start, total), initial=start, total=total, desc=f"{distiller.name}", disable=not progress or total == 0,
+    bar = tqdm(range(start, total), initial=start, total=total, desc=f"{distiller.name}", disable=not progress or total == 0 or not main,
                dynamic_ncols=True, leave=False)
     done = 0
     for it in bar:
@@ -208,11 +213,12 @@ def run(
         logs = {k: float(v) for k, v in logs.items()}
         _check_finite(logs, it, run_dir)
         rec: dict[str, Any] = {"it": it, "s_per_iter": time.perf_counter() - t0, **logs}
-        if evaluate_fn is not None and eval_every and ((it + 1) % eval_every == 0) and it + 1 < total:
+        if main and evaluate_fn is not None and eval_every and ((it + 1) % eval_every == 0) and it + 1 < total:
             rec["eval"] = evaluate_fn(distiller.export())
-        append_jsonl(log_path, rec)
+        if main:
+            append_jsonl(log_path, rec)
         bar.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:3]})
-        if (it + 1) % checkpoint_every == 0 or it + 1 == total:
+        if main and ((it + 1) % checkpoint_every == 0 or it + 1 == total):
             save_ckpt(it + 1)
         done += 1
         if stop_after is not None and done >= stop_after:
@@ -221,6 +227,8 @@ def run(
     bar.close()
     syn = distiller.export()
     syn.validate()
-    syn.save(run_dir)
-    append_jsonl(log_path, {"event": "done", "it": total, "time": time.time()})
+    if main:
+        syn.save(run_dir)
+        append_jsonl(log_path, {"event": "done", "it": total, "time": time.time()})
+    barrier()  # the set is on disk before any rank returns
     return syn

@@ -8,6 +8,7 @@ ConvNet per modality from the run loop's per-iteration RNG; for every class c, a
 
 ``step_mode="per_class"`` (AVDD) steps SGD after each class; ``"summed"`` (DM) sums over classes and steps
 once. Real embeddings are computed under ``no_grad``. Logs ``loss`` (Σ_c L_c), ``da2``, ``dv2``.
+Under ``torchrun`` the classes are sharded over the ranks and the synthetic gradients all-reduced (see ``step``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from .av_common import AVMatchConfig, AVMatchDistiller
+from ..dist.context import all_gather_object, all_reduce_sum_, context as dist_context
+from .av_common import MODALITIES, AVMatchConfig, AVMatchDistiller
 from .base import METHODS
 
 
@@ -33,28 +35,53 @@ class DMAV(AVMatchDistiller):
         return la + lv, {"da2": la.detach(), "dv2": lv.detach()}
 
     def step(self, it: int) -> dict[str, float]:
+        """One iteration; under torchrun the classes are sharded over the ranks (ecosystem.md §C.5 item 3).
+
+        Every rank draws the nets, the DSA parameters and the real-batch indices of *every* class (the same
+        global-RNG stream as one process), but embeds and back-propagates only its classes c ≡ rank (mod W).
+        Class c's loss reaches only class c's synthetic leaves, so summing the leaf gradients over ranks
+        (others contribute zeros) gives the one-process gradients exactly; then every rank takes the same
+        optimiser step(s): one for ``"summed"``, one per class in class order for ``"per_class"`` (class c+1's
+        loss never reads class c's leaves, so computing all losses before stepping changes nothing).
+        """
+        ctx = dist_context()
         nets = self.random_nets()
-        logs: dict[str, float] = defaultdict(float)
-        per_class = self.cfg.step_mode == "per_class"
-        total: Tensor | None = None
-        if not per_class:
-            self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
+        per_class_logs: list[dict[str, float] | None] = [None] * self.num_classes
         for c in range(self.num_classes):
             aug = self.draw_aug()
             real = self.real_batch(c)
-            syn = self.syn_batch(c)
-            mu_r, mu_s = self.class_means(nets, real, syn, aug)
+            if c % ctx.world != ctx.rank:
+                continue
+            mu_r, mu_s = self.class_means(nets, real, self.syn_batch(c), aug)
             loss, parts = self.class_loss(mu_r, mu_s)
-            if per_class:
+            loss.backward()  # grads land on class c's leaves only
+            per_class_logs[c] = {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
+        if ctx.distributed:
+            per_class_logs = self._reduce_shards(per_class_logs)
+        if self.cfg.step_mode == "per_class":
+            grads = {m: [t.grad for t in self.syn[m]] for m in MODALITIES}
+            for c in range(self.num_classes):
                 self.opt.zero_grad(set_to_none=True)
-                loss.backward()
+                for m in MODALITIES:
+                    self.syn[m][c].grad = grads[m][c]
                 self.opt.step()
-            else:
-                total = loss if total is None else total + loss
-            logs["loss"] += float(loss.detach())
-            for k, v in parts.items():
-                logs[k] += float(v)
-        if not per_class and total is not None:
-            total.backward()
+        else:
             self.opt.step()
+        logs: dict[str, float] = defaultdict(float)
+        for rec in per_class_logs:  # summed in class order, as one process does
+            for k, v in (rec or {}).items():
+                logs[k] += v
         return dict(logs)
+
+    def _reduce_shards(self, per_class_logs: list[dict[str, float] | None]) -> list[dict[str, float] | None]:
+        """Sum the synthetic leaves' gradients over ranks (zeros for classes this rank skipped) and share the logs."""
+        grads = []
+        for m in MODALITIES:
+            for t in self.syn[m]:
+                if t.grad is None:
+                    t.grad = torch.zeros_like(t)
+                grads.append(t.grad)
+        all_reduce_sum_(grads)
+        shards = all_gather_object(per_class_logs)
+        return [next((s[c] for s in shards if s[c] is not None), None) for c in range(self.num_classes)]
