@@ -261,3 +261,17 @@ def test_report_on_a_real_av_digits_run(tmp_path):
     aud = section(html, "audio")
     assert aud.count("data:audio/wav;base64,") == 2 and "8000 Hz" in aud
     assert "de-standardised with the dataset" in section(html, "images")
+
+
+@pytest.mark.skipif(not (resolve_data_root() / "emoji-captions").is_dir(), reason="../shared/data not present")
+def test_report_on_a_real_emoji_coreset(tmp_path):
+    """A coreset's text vectors are real caption vectors: each one's nearest caption is itself (cosine 1)."""
+    run = tmp_path / "emo"
+    assert main(["distill", "--method", "random", "--dataset", "emoji", "--pairs", "6", "--out", str(run), "--quiet"]) == 0
+    assert main(["report", str(run), "--max-text", "6", "--no-plots"]) == 0
+    txt = section((run / "report.html").read_text(), "text")
+    rows = re.findall(r"<tr>(.*?)</tr>", txt, re.S)[1:]
+    assert len(rows) == 6 and "mean top-1 cosine 1.000" in txt
+    for r in rows:
+        selected = re.findall(r"<td>(.*?)</td>", r, re.S)[2]
+        assert f"<li>{selected} <span class=\"note\">(1.000)" in r, r

@@ -6,8 +6,10 @@ never hides the rest of the page.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from ..errors import MMDistillError
 from ..io import atomic_write_bytes
 from .html import Section, esc, page, write_page
 from .load import RunData, load_run
@@ -38,6 +40,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, data_roo
     text, figs = render_run(rd, opt)
     out_path = Path(out) if out else rd.path / REPORT_FILE
     if save_plots:
-        for name, png in figs.pngs.items():
-            atomic_write_bytes(rd.path / PLOTS_DIR / f"{name}.png", png)
-    return write_page(out_path, text)
+        try:
+            for name, png in figs.pngs.items():
+                atomic_write_bytes(rd.path / PLOTS_DIR / f"{name}.png", png)
+        except OSError as e:  # a read-only run directory still gets its report elsewhere
+            print(f"mmdistill report: warning: figures not saved under {rd.path / PLOTS_DIR} ({e}); "
+                  "the page embeds them anyway", file=sys.stderr)
+    try:
+        return write_page(out_path, text)
+    except OSError as e:
+        raise MMDistillError(f"{out_path}: cannot write the report ({e}); choose another --out") from None

@@ -18,9 +18,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import MMDistillError
+from ..io import atomic_write_text
 from ..runs import results_name
 from . import figures as F
-from .html import Section, fmt, note, page, table, write_page
+from .html import Section, fmt, img_tag, note, page, table, write_page
 from .load import check_run_dir
 
 METRIC_PREFERENCE = ("fused_acc", "r_mean")
@@ -164,8 +165,6 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path = "compare.html
     if not run_dirs:
         raise MMDistillError("compare needs at least one RUN_DIR")
     metric, rows = collect(run_dirs, metric, arch)
-    from .html import img_tag
-
     fig = Section("compare-plot", f"{metric} against budget",
                   note("Error bars: std over evaluation seeds. Budget: stored floats / floats of one real pair.")
                   + img_tag(plot(rows, metric), f"{metric} against budget"))
@@ -173,9 +172,14 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path = "compare.html
     tab = Section("compare-table", "Runs", table(HEADER, table_rows(rows),
                                                  numeric=[False] * 4 + [True] * 5 + [False]) + problems)
     out = Path(out)
+    try:
+        _write(out, metric, arch, rows, fig, tab)
+    except OSError as e:
+        raise MMDistillError(f"{out}: cannot write the comparison ({e}); choose another --out") from None
+    return out, metric, rows
+
+
+def _write(out: Path, metric: str, arch: str | None, rows: Sequence[Row], fig: Section, tab: Section) -> None:
     write_page(out, page(f"mmdistill compare: {metric} against budget", f"{len(rows)} runs, results file "
                          f"{results_name(arch)}", [fig, tab]))
-    from ..io import atomic_write_text
-
     atomic_write_text(out.with_suffix(".csv"), to_csv(rows))
-    return out, metric, rows

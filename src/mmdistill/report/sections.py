@@ -117,7 +117,10 @@ def _missing_set(rd: RunData) -> str:
 def overview(rd: RunData, opt: Options, figs: Figures) -> Section:
     meta = rd.meta
     budget = rd.manifest.get("budget") or (rd.syn.budget() if rd.syn is not None else {})
-    req = meta.get("budget") or rd.config.get("budget") or {}
+    req = meta.get("budget") or {}
+    if not req:
+        unit = "ipc" if rd.config.get("ipc") is not None else "pairs" if rd.config.get("pairs") is not None else None
+        req = {"value": rd.config[unit], "unit": unit} if unit else {}
     rows: list[tuple[str, Any]] = [
         ("run directory", str(rd.path)),
         ("method", rd.method),
