@@ -118,7 +118,7 @@ def test_kmeans_picks_nearest_real_pair_per_centroid_and_is_deterministic():
 
     f = _blobs()
     idx, info = kmeans_select(f, 5, seed=7)
-    km = KMeans(n_clusters=5, n_init=1, max_iter=100, random_state=7).fit(F.normalize(f.double(), dim=1).numpy())
+    km = KMeans(n_clusters=5, n_init=1, max_iter=100, random_state=7).fit(F.normalize(f.float(), dim=1).numpy())
     cos = F.normalize(torch.from_numpy(km.cluster_centers_).float(), dim=1) @ F.normalize(f, dim=1).T
     assert idx.tolist() == cos.argmax(1).tolist()  # the real row with the highest cosine to each centroid
     assert sorted(int(i) // 8 for i in idx) == [0, 1, 2, 3, 4]  # one seed per blob
@@ -317,3 +317,54 @@ def _one_expert(tmp_path, ds):
     cfg = from_dict(ExpertConfig, experts_cfg("full", num_experts=1, epochs=2))
     train_experts(ds, cfg, tmp_path / "one", progress=False)
     return tmp_path / "one"
+
+
+# ---------------------------------------------------------------------------------------------- configs
+# configs/vl/mdm_*.yaml run a couple of iterations (emoji on a slice; the paper-scale ones on the coco-mini
+# Karpathy fixture of test_vl_e2e), with cost knobs only overridden
+from test_vl_e2e import CONFIG_DIR, _sliced_loader, karpathy_fixture  # noqa: E402,F401
+
+MDM_CHEAP = ["params.iterations=2", "params.batch_real=32", "params.batch_syn=8", "params.experts.num_experts=1",
+             "params.experts.epochs=2", "params.max_epoch=0", "params.experts.encoder_epochs=1", "eval.seeds=[0]"]
+
+
+def _run_config(path, overrides, out):
+    import json
+
+    from mmdistill.runs import distill, resolve_run_config
+
+    cfg = resolve_run_config(path, overrides)
+    run_dir, syn = distill(cfg, out, progress=False)
+    log = [json.loads(l) for l in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert sum("match_loss" in r for r in log) == 2
+    assert len(syn) == cfg.pairs and syn.meta["method"] == "mdm" and syn.meta["init"]["init"] == "kmeans"
+    return cfg, syn
+
+
+def test_mdm_emoji_config_runs_two_iterations(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("mmdistill.runs.load_dataset", _sliced_loader())
+    monkeypatch.setattr("mmdistill.experts.buffers.cache_dir", lambda: tmp_path / "cache")
+    try:
+        cfg, syn = _run_config(CONFIG_DIR / "mdm_emoji.yaml", MDM_CHEAP + ["params.experts.batch_size=128"], tmp_path / "run")
+    except Exception as e:  # pragma: no cover - only without the shared data / font
+        if "DataMissing" in type(e).__name__:
+            pytest.skip(str(e))
+        raise
+    assert len(syn) == 100 and syn.tensors["image"].shape[1:] == (3, 32, 32)
+    assert cfg.params["lr_txt"] == 0.1 and syn.meta["teacher"]["kind"] == "mixed"
+
+
+@pytest.mark.parametrize("name", ["mdm_flickr30k.yaml", "mdm_coco.yaml"])
+def test_mdm_paper_config_runs_on_karpathy_fixture(name, tmp_path, karpathy_fixture, monkeypatch):  # noqa: F811
+    from mmdistill.config import load_yaml
+
+    monkeypatch.setenv("MMDISTILL_CACHE", str(tmp_path / "cache"))
+    k = karpathy_fixture
+    ov = MDM_CHEAP + [f"data.ann_dir={k['ann']}", f"data.image_root={k['images']}", "data.image_size=32", "data.name=fixture",
+                      f"params.experts.encoder_weights={k['weights']}", f"params.buffer={k['ann'] / 'buffer-mdm'}",
+                      "params.experts.batch_size=64", "pairs=20"]
+    cfg, syn = _run_config(CONFIG_DIR / name, ov, tmp_path / "run")
+    raw = load_yaml(CONFIG_DIR / name)
+    assert cfg.params["lr_img"] == raw["params"]["lr_img"] and cfg.params["merge_alpha"] == 0.5 and cfg.dataset == "karpathy"
+    assert syn.meta["expert_buffer"]["mode"] == "full" and syn.meta["eval_hint"]["trained_modules"] == "full"

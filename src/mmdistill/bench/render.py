@@ -13,7 +13,7 @@ from ..io import atomic_write_text
 CHECKS: dict[str, list[Callable[[list[dict[str, Any]]], list[str]]]] = {}
 
 METRIC_ORDER = ["fused_acc", "audio_acc", "visual_acc", "student_acc", "r_mean", "ir@1", "ir@5", "ir@10", "tr@1", "tr@5",
-                "tr@10", "s_per_iter", "distill_wall_s"]
+                "tr@10", "s_per_iter", "distill_wall_s", "distill_cpu_s", "experts_wall_s"]
 HIDDEN = {"peak_rss_mb"}  # shown in its own column
 
 

@@ -18,6 +18,16 @@ pretrained encoder ~3 min, 3 full experts ~1.5 min, 3 heads experts ~10 s with o
 Target checks (``render.CHECKS["vl"]``): RepBlend > LoRS > MTT-VL > random on r_mean at 100 pairs;
 RepBlend s/iter <= 0.2 x LoRS s/iter (same config, same run); TESLA-VL peak RSS at 20 inner steps <= 1.2 x
 at 5 while MTT-VL's grows.
+
+Issue 6 (MDM, :func:`check_mdm`): ``mdm`` cells at 100/200/500 pairs (``configs/vl/mdm_emoji.yaml``; it reads the
+same full-mode expert buffer as MTT-VL/TESLA-VL/LoRS, trained once by :func:`prepare`), ablations at 100 pairs
+(``MDM_ABLATIONS``: init noise/random, teacher pretrained/expert/naive, loss without the agreement / discrepancy
+GKE or InfoNCE only; k-means init + mixed teacher + all terms is the ``mdm`` row itself) and follow-up cells
+(``MDM_FOLLOWUPS``: iterations 0 and 80). Rows carry ``distill_wall_s`` and ``distill_cpu_s`` of the distillation
+alone (one-off library imports warmed first in every cell, expert training excluded) and ``experts_wall_s``, the
+buffer's recorded training time, reported once and never added. Target: MDM r_mean >= LoRS r_mean - LoRS std
+at 100 pairs AND MDM distill wall <= 0.1 x LoRS's, with the LoRS 100-pair cell re-run in the same
+``mmdistill bench --suite vl --only emoji/mdm emoji/lors/100pairs --jobs 1`` invocation as the MDM cells.
 """
 
 from __future__ import annotations
@@ -35,6 +45,15 @@ DATA: dict[str, Any] = {"image_size": 32}
 BUDGETS = (100, 200, 500)
 CORESETS = ["random", "herding", "k-center", "forgetting"]
 METHODS = ["mtt-vl", "tesla-vl", "lors", "repblend"]
+# issue 6: MDM rows (label -> params over configs/vl/mdm_emoji.yaml); ablations and follow-ups at 100 pairs
+MDM = "mdm"
+MDM_ABLATIONS: dict[str, dict[str, Any]] = {
+    "mdm-init-noise": {"init": "noise"}, "mdm-init-random": {"init": "random"},
+    "mdm-teacher-pretrained": {"teacher": "pretrained"}, "mdm-teacher-expert": {"teacher": "expert"},
+    "mdm-teacher-naive": {"teacher": "naive"},
+    "mdm-no-agr": {"w_agr": 0.0}, "mdm-no-dis": {"w_dis": 0.0}, "mdm-infonce-only": {"w_agr": 0.0, "w_dis": 0.0},
+}
+MDM_FOLLOWUPS: dict[str, dict[str, Any]] = {"mdm-iters-0": {"iterations": 0}, "mdm-iters-80": {"iterations": 80}}
 SEEDS = [0, 1, 2]
 MEM_STEPS = (5, 20)
 MEM_ITERATIONS = 3
@@ -68,7 +87,7 @@ def buffer_path(experts: dict[str, Any]) -> Path:
 
 def _buffers() -> dict[str, tuple[dict[str, Any], Path]]:
     out = {}
-    for m in METHODS:
+    for m in [*METHODS, MDM]:
         ex = method_params(m).get("experts") or {}
         ex = {"mode": "heads" if m == "repblend" else "full", **ex}
         out[m] = (ex, buffer_path(ex))
@@ -96,6 +115,7 @@ def vl() -> list[Cell]:
             p["experts"] = bufs[m][0]
             cells.append(Cell("vl", DATASET, m, b, "pairs", data=dict(DATA), eval=dict(ev), seeds=list(SEEDS), params=p,
                               syn_seeds=list(SYN_SEEDS)))
+    cells += mdm_cells(bufs, ev)
     for m in ("mtt-vl", "tesla-vl"):
         for steps in MEM_STEPS:
             p = {**method_params(m), "buffer": str(bufs[m][1]), "experts": bufs[m][0],
@@ -103,6 +123,17 @@ def vl() -> list[Cell]:
             cells.append(Cell("vl", DATASET, m, 100, "pairs", data=dict(DATA), eval=dict(ev), seeds=[0], params=p,
                               syn_seeds=[0], extra={"syn_steps": steps}))
     return cells
+
+
+def mdm_cells(bufs: dict[str, tuple[dict[str, Any], Path]], ev: dict[str, Any]) -> list[Cell]:
+    """Issue 6: MDM at every budget, its ablations and follow-ups at 100 pairs (same protocol as the other cells)."""
+    from .suites import Cell
+
+    base = {**method_params(MDM), "buffer": str(bufs[MDM][1]), "experts": bufs[MDM][0]}
+    runs = [(b, None, {}) for b in BUDGETS]
+    runs += [(100, label, over) for label, over in {**MDM_ABLATIONS, **MDM_FOLLOWUPS}.items()]
+    return [Cell("vl", DATASET, MDM, b, "pairs", data=dict(DATA), eval=dict(ev), seeds=list(SEEDS), params={**base, **over},
+                 syn_seeds=list(SYN_SEEDS), label=label) for b, label, over in runs]
 
 
 def prepare(cell: Cell, data_root: str | None) -> None:
@@ -173,6 +204,73 @@ def check_vl(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _pm(r) -> str:
+    return "–" if r is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
+
+
+def _sec(r) -> str:
+    return "–" if r is None else f"{r['mean']:.1f}"
+
+
+def check_mdm(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 6: MDM next to LoRS and RepBlend, the quality/time target, ablations, follow-ups (all from rows)."""
+    out = ["### MDM (issue 6)", "",
+           "Distillation time = the method's init (k-means, buffer opening) + all iterations, in the cell's own process, "
+           "one thread; expert training is excluded (`experts_wall_s`: the shared full-mode buffer, trained once).", "",
+           "| pairs | method | r_mean | distill wall s | distill CPU s | s/iter |", "|---|---|---|---|---|---|"]
+    for b in BUDGETS:
+        for m in (MDM, "lors", "repblend"):
+            out.append(f"| {b} | {m} | {_pm(_row(rows, m, 'r_mean', b))} | {_sec(_row(rows, m, 'distill_wall_s', b))} | "
+                       f"{_sec(_row(rows, m, 'distill_cpu_s', b))} | {_fmt3(_row(rows, m, 's_per_iter', b))} |")
+    ex = _row(rows, MDM, "experts_wall_s")
+    out += ["", f"- Expert buffer (3 full-mode experts x 3 epochs, shared by MTT-VL, TESLA-VL, LoRS and MDM): "
+                f"{_sec(ex)} s of recorded expert training (plus the one-off encoder pretraining), counted once, not in any "
+                "distillation time above."]
+    md, lo = _row(rows, MDM, "r_mean"), _row(rows, "lors", "r_mean")
+    mw, lw = _row(rows, MDM, "distill_wall_s"), _row(rows, "lors", "distill_wall_s")
+    mc, lc = _row(rows, MDM, "distill_cpu_s"), _row(rows, "lors", "distill_cpu_s")
+    if md and lo and mw and lw:
+        q_ok = md["mean"] >= lo["mean"] - lo["std"]
+        ratio = mw["mean"] / lw["mean"]
+        ok = q_ok and ratio <= 0.1
+        cpu = f"; CPU {mc['mean']:.1f} vs {lc['mean']:.1f} s, ratio {mc['mean'] / lc['mean']:.3f}" if mc and lc else ""
+        out.append(f"- Target: MDM r_mean >= LoRS r_mean - std AND MDM distill wall <= 0.1 x LoRS's (100 pairs): "
+                   f"**{'met' if ok else 'MISSED'}** (quality {'met' if q_ok else 'MISSED'}: {md['mean']:.2f} vs "
+                   f"{lo['mean']:.2f} - {lo['std']:.2f} = {lo['mean'] - lo['std']:.2f}; time {'met' if ratio <= 0.1 else 'MISSED'}: "
+                   f"{mw['mean']:.1f} vs {lw['mean']:.1f} s wall, ratio {ratio:.3f}{cpu})")
+        if ratio > 0.1:
+            out.append(f"  - time missed by {ratio / 0.1:.1f}x: MDM would need <= {0.1 * lw['mean']:.1f} s wall.")
+            z = _row(rows, "mdm-iters-0", "distill_wall_s")
+            zc = _row(rows, "mdm-iters-0", "distill_cpu_s")
+            if z:
+                out.append(f"  - floor: the k-means initialisation alone (iterations 0: teacher features of all "
+                           f"real pairs + scikit-learn k-means) takes {z['mean']:.1f} s wall"
+                           + (f" / {zc['mean']:.1f} s CPU" if zc else "") + f" = {z['mean'] / lw['mean']:.2f} x LoRS's wall time.")
+    else:
+        out.append("- Target (MDM vs LoRS at 100 pairs): missing rows")
+    out += ["", "Ablations at 100 pairs (`mdm` = k-means init + mixed teacher + all loss terms):", "",
+            "| group | variant | r_mean | distill wall s |", "|---|---|---|---|"]
+    groups = [("init", [("kmeans", MDM), ("random", "mdm-init-random"), ("noise", "mdm-init-noise")]),
+              ("teacher", [("mixed", MDM), ("naive", "mdm-teacher-naive"), ("expert", "mdm-teacher-expert"),
+                           ("pretrained", "mdm-teacher-pretrained")]),
+              ("loss", [("all terms", MDM), ("no agreement GKE", "mdm-no-agr"), ("no discrepancy GKE", "mdm-no-dis"),
+                        ("InfoNCE only", "mdm-infonce-only")]),
+              ("iterations", [("0 (init only)", "mdm-iters-0"), ("20 (config)", MDM), ("80", "mdm-iters-80")])]
+    for g, variants in groups:
+        for v, m in variants:
+            out.append(f"| {g} | {v} | {_pm(_row(rows, m, 'r_mean'))} | {_sec(_row(rows, m, 'distill_wall_s'))} |")
+    out += ["", *MDM_NOTES]
+    return out
+
+
+def _fmt3(r) -> str:
+    return "–" if r is None else f"{r['mean']:.3f}"
+
+
+# Notes rendered under the MDM table (experiments behind the emoji config; numbers from the runs named here).
+MDM_NOTES: list[str] = []
+
+
 def register() -> None:
     from .render import CHECKS
     from .suites import PREPARE, SUITES
@@ -182,3 +280,5 @@ def register() -> None:
     checks = CHECKS.setdefault("vl", [])
     if check_vl not in checks:
         checks.append(check_vl)
+    if check_mdm not in checks:
+        checks.append(check_mdm)

@@ -61,7 +61,7 @@ def kmeans_select(features: Tensor, k: int, seed: int, n_init: int = 1, max_iter
     n = features.shape[0]
     if not 1 <= k <= n:
         raise ConfigError(f"k-means init: K = {k} synthetic pairs must be between 1 and the {n} real pairs")
-    x = F.normalize(features.double(), dim=1).numpy()
+    x = F.normalize(features.float(), dim=1).numpy()  # float32: half the cost of float64
     km = KMeans(n_clusters=k, n_init=n_init, max_iter=max_iter, random_state=int(seed) % (2**31))
     labels = km.fit_predict(x)
     centroids = torch.from_numpy(np.asarray(km.cluster_centers_)).float()
