@@ -200,6 +200,8 @@ def images(rd: RunData, opt: Options, figs: Figures) -> Section:
     x = syn.tensors[key].detach().float().cpu().numpy()
     labels = hard_labels(syn)
     rows = pick_rows(labels, len(x), opt.max_images)
+    if not rows:
+        return Section("images", "Synthetic images", note(f"{len(x)} '{key}' rows; none drawn (--max-images 0)."))
     norm = _norm_for(rd, key)
     disp = F.to_display(x[rows], norm)
     names = syn.meta.get("class_names")
@@ -222,6 +224,8 @@ def audio(rd: RunData, opt: Options, figs: Figures) -> Section:
         return Section("audio", title, note(f"Audio tensor has shape {a.shape}; expected (N, 1, n_mels, frames)."))
     labels = hard_labels(syn)
     rows = pick_rows(labels, len(a), opt.max_audio)
+    if not rows:
+        return Section("audio", title, note(f"{len(a)} audio rows; none drawn (--max-audio 0)."))
     norm = _norm_for(rd, "audio")
     fe_meta = rd.dataset_meta().get("audio_frontend")
     notes = []
@@ -306,6 +310,8 @@ def text(rd: RunData, opt: Options, figs: Figures) -> Section:
         return Section("text", title, note(f"Synthetic text vectors {tuple(st.shape)} do not match the dataset's "
                                            f"caption vectors {tuple(real.shape)}.", "warn"))
     n = min(len(st), opt.max_text)
+    if n == 0 or opt.neighbours == 0:
+        return Section("text", title, note(f"{len(st)} synthetic text vectors; none looked up (--max-text/--neighbours 0)."))
     idx, cos = nearest_captions(st[:n], real, opt.neighbours, list(ds.captions))
     stored = syn.meta.get("captions") if isinstance(syn.meta.get("captions"), list) else None
     img_key = next((k for k in IMAGE_KEYS if k in syn.tensors and syn.tensors[k].dim() == 4), None)
