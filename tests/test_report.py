@@ -236,6 +236,11 @@ def test_compare_table_and_page(tmp_path, capsys):
     runs = [make_av_run(tmp_path, "dm", ipc, acc) for ipc, acc in ((1, 40.0), (2, 55.0))]
     runs.append(make_av_run(tmp_path, "avdd", 2, 62.0))
     runs.append(make_av_run(tmp_path / "x", "noeval", 1, results=False))
+    full = tmp_path / "full-av"  # as `mmdistill evaluate --real` writes it: results.json only, method "full"
+    full.mkdir()
+    (full / "results.json").write_text(json.dumps({**_results("fused_acc", 80.0, 0.0, {"value": 6, "unit": "pairs"}),
+                                                   "method": "full", "random_subset_same_size": None}))
+    runs.append(full)
     out = tmp_path / "cmp" / "compare.html"
     assert main(["compare", *map(str, runs), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -244,11 +249,12 @@ def test_compare_table_and_page(tmp_path, capsys):
     assert '<section id="compare-plot">' in html and '<section id="compare-table">' in html
     assert "results.json missing" in html
     rows = (tmp_path / "cmp" / "compare.csv").read_text().splitlines()
-    assert len(rows) == 5 and rows[0].startswith("run,method,dataset")
+    assert len(rows) == 6 and rows[0].startswith("run,method,dataset")
+    assert rows[5].split(",")[1] == "full" and rows[5].endswith(",")  # no problem noted for the full-data line
     assert rows[2].split(",")[4] == "4.0" and rows[2].split(",")[5] == "55.0"  # pair-equivalents, mean
     _, metric, _ = compare_runs([make_vl_run(tmp_path)], tmp_path / "vl.html")
     assert metric == "r_mean"
-    assert main(["compare", str(runs[-1]), "--out", str(tmp_path / "none.html")]) == 2
+    assert main(["compare", str(runs[3]), "--out", str(tmp_path / "none.html")]) == 2
     assert main(["compare", str(tmp_path / "missing-dir")]) == 2
 
 

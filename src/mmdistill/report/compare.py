@@ -3,7 +3,8 @@
 The budget axis is the stored size in *pair-equivalents* (stored floats / floats of one real pair, from
 ``manifest.json``), so factorised sets, soft labels and similarity factors are charged honestly; runs
 without a manifest fall back to the requested budget. One line per (method, dataset), error bars are the
-std over evaluation seeds, and the same-size random subset from each results file is drawn dashed.
+std over evaluation seeds, and the same-size random subset from each results file is drawn dashed. A
+directory written by ``mmdistill evaluate --real`` (method ``full``) is drawn as a dotted horizontal line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .html import Section, fmt, img_tag, note, page, table, write_page
 from .load import check_run_dir
 
 METRIC_PREFERENCE = ("fused_acc", "r_mean")
+FULL = "full"  # method name of `mmdistill evaluate --real` results
 
 
 @dataclass
@@ -93,7 +95,7 @@ def collect(run_dirs: Sequence[str | Path], metric: str | None = None, arch: str
             b = (((res.get("random_subset_same_size") or {}).get("metrics")) or {}).get(metric)
             if isinstance(b, dict) and "mean" in b:
                 row.base_mean, row.base_std = float(b["mean"]), float(b.get("std", 0.0))
-        if row.budget is None and row.problem is None:
+        if row.budget is None and row.problem is None and method != FULL:
             row.problem = "no budget recorded (manifest.json and results budget missing)"
         rows.append(row)
     if not any(r.mean is not None for r in rows):
@@ -105,7 +107,10 @@ def plot(rows: Sequence[Row], metric: str) -> bytes:
     """Metric against budget: one line per (method, dataset), dashed random-subset lines."""
     fig = F.new_figure(6.4, 4.0)
     ax = fig.add_subplot(1, 1, 1)
-    ok = [r for r in rows if r.mean is not None and r.budget is not None]
+    ok = [r for r in rows if r.mean is not None and r.budget is not None and r.method != FULL]
+    for r in rows:  # `mmdistill evaluate --real` results: the full-data upper bound, a horizontal line
+        if r.method == FULL and r.mean is not None:
+            ax.axhline(r.mean, color="black", linestyle=":", linewidth=1.2, label=f"full training set ({r.dataset})")
     groups: dict[tuple[str, str], list[Row]] = {}
     for r in ok:
         groups.setdefault((r.method, r.dataset), []).append(r)
@@ -128,7 +133,7 @@ def plot(rows: Sequence[Row], metric: str) -> bytes:
     ax.set_xlabel("budget (pair-equivalents)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return F.png_bytes(fig)
 
 
