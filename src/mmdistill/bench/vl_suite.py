@@ -23,7 +23,7 @@ Issue 6 (MDM, :func:`check_mdm`): ``mdm`` cells at 100/200/500 pairs (``configs/
 same full-mode expert buffer as MTT-VL/TESLA-VL/LoRS, trained once by :func:`prepare`), ablations at 100 pairs
 (``MDM_ABLATIONS``: init noise/random, teacher pretrained/expert/naive, loss without the agreement / discrepancy
 GKE or InfoNCE only; k-means init + mixed teacher + all terms is the ``mdm`` row itself) and follow-up cells
-(``MDM_FOLLOWUPS``: iterations 0 and 80). Rows carry ``distill_wall_s`` and ``distill_cpu_s`` of the distillation
+(``MDM_FOLLOWUPS``: iterations 0 and 80, the text-vector lr sweep incl. the paper's lr 100, the script's real batch 256). Rows carry ``distill_wall_s`` and ``distill_cpu_s`` of the distillation
 alone (one-off library imports warmed first in every cell, expert training excluded) and ``experts_wall_s``, the
 buffer's recorded training time, reported once and never added. Target: MDM r_mean >= LoRS r_mean - LoRS std
 at 100 pairs AND MDM distill wall <= 0.1 x LoRS's, with the LoRS 100-pair cell re-run in the same
@@ -53,7 +53,11 @@ MDM_ABLATIONS: dict[str, dict[str, Any]] = {
     "mdm-teacher-naive": {"teacher": "naive"},
     "mdm-no-agr": {"w_agr": 0.0}, "mdm-no-dis": {"w_dis": 0.0}, "mdm-infonce-only": {"w_agr": 0.0, "w_dis": 0.0},
 }
-MDM_FOLLOWUPS: dict[str, dict[str, Any]] = {"mdm-iters-0": {"iterations": 0}, "mdm-iters-80": {"iterations": 80}}
+MDM_FOLLOWUPS: dict[str, dict[str, Any]] = {
+    "mdm-iters-0": {"iterations": 0}, "mdm-iters-80": {"iterations": 80},
+    "mdm-paper-lr": {"lr_txt": 100.0}, "mdm-lr-txt-1": {"lr_txt": 1.0}, "mdm-lr-txt-0.01": {"lr_txt": 0.01},
+    "mdm-real-256": {"batch_real": 256},
+}
 SEEDS = [0, 1, 2]
 MEM_STEPS = (5, 20)
 MEM_ITERATIONS = 3
@@ -255,7 +259,10 @@ def check_mdm(rows: list[dict[str, Any]]) -> list[str]:
                            ("pretrained", "mdm-teacher-pretrained")]),
               ("loss", [("all terms", MDM), ("no agreement GKE", "mdm-no-agr"), ("no discrepancy GKE", "mdm-no-dis"),
                         ("InfoNCE only", "mdm-infonce-only")]),
-              ("iterations", [("0 (init only)", "mdm-iters-0"), ("20 (config)", MDM), ("80", "mdm-iters-80")])]
+              ("iterations", [("0 (init only)", "mdm-iters-0"), ("20 (config)", MDM), ("80", "mdm-iters-80")]),
+              ("lr_txt (lr_img 100)", [("100 (paper)", "mdm-paper-lr"), ("1", "mdm-lr-txt-1"), ("0.1 (config)", MDM),
+                                       ("0.01", "mdm-lr-txt-0.01")]),
+              ("real batch", [("64 (config)", MDM), ("256 (script)", "mdm-real-256")])]
     for g, variants in groups:
         for v, m in variants:
             out.append(f"| {g} | {v} | {_pm(_row(rows, m, 'r_mean'))} | {_sec(_row(rows, m, 'distill_wall_s'))} |")
