@@ -1,9 +1,10 @@
 """Scale-out (ecosystem.md §C): job lists and DM class sharding under 2 gloo CPU processes equal one process.
 
-The ``launch2`` fixture starts 2 workers with ``torch.distributed.launcher.api.elastic_launch`` (c10d
-rendezvous on localhost, a free port, no restarts), the torchtune-style CPU fixture of §C.4. Hangs are
-bounded twice: collectives time out (``MMDISTILL_DIST_TIMEOUT``) and every worker arms a faulthandler
-watchdog that kills it, so a stuck rank fails the test instead of blocking CI.
+``launch2`` starts 2 workers with ``torch.distributed.launcher.api.elastic_launch`` (c10d rendezvous on
+localhost port 0 = a free port, no restarts), the torchtune-style CPU fixture of §C.4; the module fixture
+``dist_run`` launches once and runs all three workloads (expert buffer + DAVDD bank job lists, an evaluation
+sweep through the CLI, DM/AVDD class sharding). Hangs are bounded three times: collectives time out
+(``MMDISTILL_DIST_TIMEOUT``), every worker arms a faulthandler watchdog that kills it, and pytest-timeout.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from mmdistill.dist.jobs import Job, JobError, json_job, main_first, read_json, 
 from mmdistill.experts.buffers import ExpertConfig, train_experts
 from vl_fixtures import experts_cfg, tiny_retrieval
 
-WORKER_TIMEOUT_S = 90
+WORKER_TIMEOUT_S = 120
+pytestmark = pytest.mark.timeout(240)
 EVAL = {"seeds": [0, 1], "epochs": 1, "min_steps": 4, "width": 8, "depth": 2, "batch_size": 16}
 
 
-# ------------------------------------------------------------------------------------------------ fixture
+# ------------------------------------------------------------------------------------------------ launcher
 def _worker(fn, args):  # module level: pickled by name into the spawned workers
     faulthandler.dump_traceback_later(WORKER_TIMEOUT_S, exit=True)  # a hung rank dies (and fails the launch)
     torch.set_num_threads(1)
@@ -42,22 +44,14 @@ def _worker(fn, args):  # module level: pickled by name into the spawned workers
         dctx.shutdown()
 
 
-@pytest.fixture
-def launch2(monkeypatch, tmp_path):
-    """``launch2(fn, *args) -> {rank: return value}`` over 2 CPU processes (gloo)."""
+def launch2(fn, *args):
+    """``fn(*args)`` in 2 CPU processes (gloo) via ``elastic_launch``; returns ``{rank: return value}``."""
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    monkeypatch.setenv("MMDISTILL_DIST_TIMEOUT", "60")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("MMDISTILL_CACHE", str(tmp_path / "cache"))
-
-    def launch(fn, *args):
-        cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=2, run_id=f"test-{uuid.uuid4().hex[:8]}",
-                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
-                           rdzv_timeout=30)
-        return elastic_launch(cfg, _worker)(fn, args)
-
-    return launch
+    cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=2, run_id=f"test-{uuid.uuid4().hex[:8]}",
+                       rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
+                       rdzv_timeout=30)
+    return elastic_launch(cfg, _worker)(fn, args)
 
 
 # ------------------------------------------------------------------------------------------------ job list, one process
@@ -84,49 +78,114 @@ def test_job_list_shards_skips_finished_and_reports_failures(tmp_path):
     assert main_first(lambda: 5) == 5 and dctx.context() == dctx.DistContext()  # not launched: a world of one
 
 
-# ------------------------------------------------------------------------------------------------ (1) expert buffers
-def _experts_worker(out):
-    cfg = from_dict(ExpertConfig, experts_cfg("full", num_experts=3))
-    train_experts(tiny_retrieval(), cfg, out, progress=False)
-    return dctx.rank(), dctx.world()
+# ------------------------------------------------------------------------------------------------ the three workloads
+BANK = {"num_seeds": 3, "snapshot_epochs": [1, 2], "batch_size": 32}
+DEC = {"hidden": 16, "dim": 8, "epochs": 2, "batch_size": 32}
+DM_RUNS = (("dm", "summed"), ("avdd", "per_class"))
 
 
-def test_expert_jobs_two_ranks_equal_one_process_and_resume(tmp_path, launch2, monkeypatch):
-    one, two = tmp_path / "one", tmp_path / "two"
-    monkeypatch.setenv("MMDISTILL_CACHE", str(tmp_path / "cache"))
-    train_experts(tiny_retrieval(), from_dict(ExpertConfig, experts_cfg("full", num_experts=3)), one, progress=False)
-    two.mkdir()
-    shutil.copy(one / "expert_000.safetensors", two / "expert_000.safetensors")  # finished before a kill
-    stamp = os.stat(two / "expert_000.safetensors").st_mtime_ns
-    assert launch2(_experts_worker, str(two)) == {0: (0, 2), 1: (1, 2)}
-    assert os.stat(two / "expert_000.safetensors").st_mtime_ns == stamp  # skipped on resume
-    names = sorted(p.name for p in one.iterdir() if not p.name.startswith("."))
-    assert names == sorted(p.name for p in two.iterdir() if not p.name.startswith("."))
-    for k in range(3):
-        a, b = load_file(str(one / f"expert_{k:03d}.safetensors")), load_file(str(two / f"expert_{k:03d}.safetensors"))
-        assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)  # bitwise
-    assert json.loads((one / "manifest.json").read_text()) == json.loads((two / "manifest.json").read_text())
+def _buffer_and_bank(root: Path) -> int:
+    """(1) job lists: an expert buffer (3 experts) and a DAVDD bank (3 seeds, 6 decouplers)."""
+    from av_fixtures import tiny_av
+    from mmdistill.distill.av_common import AVNetConfig
+    from mmdistill.experts.bank import BankConfig, DecouplerConfig, EncoderBank
+
+    cfg = experts_cfg("full", num_experts=3, epochs=2, encoder_init="random")
+    train_experts(tiny_retrieval(), from_dict(ExpertConfig, cfg), root / "experts", progress=False)
+    bank = EncoderBank(tiny_av(), AVNetConfig(**AV_NET), from_dict(BankConfig, {**BANK, "path": str(root / "bank")}))
+    return len(bank.ensure_decouplers(from_dict(DecouplerConfig, DEC)))
 
 
-# ------------------------------------------------------------------------------------------------ (2) evaluation sweep
 def _make_runs(root: Path) -> list[Path]:
     from mmdistill.runs import distill, resolve_run_config
 
-    register_tiny()
     runs = []
     for seed in (0, 1):
         cfg = resolve_run_config(None, [], method="random", dataset="tiny-av", ipc=2, seed=seed)
         cfg.eval = dict(EVAL)
-        run_dir, _ = distill(cfg, root / f"random-s{seed}", progress=False)
-        runs.append(run_dir)
+        runs.append(distill(cfg, root / "runs" / f"random-s{seed}", progress=False)[0])
     return runs
 
 
-def _sweep_worker(run_dirs):
+def _sweep_cli(root: Path) -> int:
+    """(2) ``mmdistill sweep`` over 2 run dirs x 2 archs x 2 seeds (+ the random-subset baseline)."""
     from mmdistill.cli import main
 
+    return main(["sweep", *(str(r) for r in sorted((root / "runs").iterdir())), "--arch", "convnet", "--arch", "lenet"])
+
+
+def _dm_cfg(method: str, mode: str):
+    from mmdistill.runs import resolve_run_config
+
+    cfg = resolve_run_config(None, [], method=method, dataset="tiny-av", ipc=2, seed=3)
+    cfg.params = {"iterations": 3, "batch_real": 8, "init": "real", "net": dict(AV_NET), "step_mode": mode, "factor": 2}
+    cfg.run.checkpoint_every = 2
+    return cfg
+
+
+def _dm(root: Path) -> dict[str, float]:
+    """(3) DM (summed step) and AVDD (per-class steps), classes sharded over the ranks."""
+    from mmdistill.runs import distill
+
+    out = {}
+    for method, mode in DM_RUNS:
+        _, syn = distill(_dm_cfg(method, mode), root / "dm" / f"{method}-{mode}", progress=False)
+        out[f"{method}-{mode}"] = sum(float(t.double().sum()) for t in syn.tensors.values())
+    return out
+
+
+def _all(root: str):
     register_tiny()
-    return main(["sweep", *run_dirs, "--arch", "convnet", "--arch", "lenet"])
+    root = Path(root)
+    return dctx.rank(), dctx.world(), _buffer_and_bank(root), _sweep_cli(root), _dm(root)
+
+
+@pytest.fixture(scope="module")
+def dist_run(tmp_path_factory):
+    """One process computes every reference into ``one/``; ``two/`` is seeded with a few finished outputs (as if a
+    run had been killed) and then done by ONE 2-rank launch (startup is the dominant cost on a shared 2-core box)."""
+    from mmdistill.dist.sweep import sweep
+
+    root = tmp_path_factory.mktemp("dist")
+    one, two = root / "one", root / "two"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MMDISTILL_CACHE", str(root / "cache"))
+        mp.setenv("MMDISTILL_DIST_TIMEOUT", "60")
+        mp.setenv("OMP_NUM_THREADS", "1")
+        register_tiny()
+        assert _buffer_and_bank(one) == 6
+        runs = _make_runs(one)
+        for r in runs:
+            shutil.copytree(r, two / "runs" / r.name)
+        sweep(runs, ["convnet", "lenet"])
+        ref_dm = _dm(one)
+        kept = [Path("experts/expert_000.safetensors"), Path("bank/pair_000.safetensors"), Path("bank/pair_001.safetensors"),
+                Path("runs/random-s1/eval/lenet/seed1.json")]  # finished before a "kill"; the bank pairs are unrecorded
+        for k in kept:
+            (two / k).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(one / k, two / k)
+        stamps = {k: os.stat(two / k).st_mtime_ns for k in kept}
+        ret = launch2(_all, str(two))
+    return {"one": one, "two": two, "ret": ret, "ref_dm": ref_dm, "stamps": stamps}
+
+
+def test_two_ranks_ran_and_skipped_finished_jobs(dist_run):
+    ret = dist_run["ret"]
+    assert {r: v[:4] for r, v in ret.items()} == {0: (0, 2, 6, 0), 1: (1, 2, 6, 0)}
+    two = dist_run["two"]
+    assert {k: os.stat(two / k).st_mtime_ns for k in dist_run["stamps"]} == dist_run["stamps"]  # skipped on resume
+
+
+def test_expert_buffer_and_bank_two_ranks_equal_one_process(dist_run):
+    one, two = dist_run["one"], dist_run["two"]
+    names = sorted(p.name for p in (one / "experts").iterdir() if not p.name.startswith("."))
+    assert names == sorted(p.name for p in (two / "experts").iterdir() if not p.name.startswith("."))
+    for k in range(3):
+        a = load_file(str(one / "experts" / f"expert_{k:03d}.safetensors"))
+        b = load_file(str(two / "experts" / f"expert_{k:03d}.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)  # bitwise
+    for sub in ("experts", "bank"):  # the bank manifest holds every pair's and decoupler's sha256: bitwise too
+        assert json.loads((one / sub / "manifest.json").read_text()) == json.loads((two / sub / "manifest.json").read_text())
 
 
 def _results(run_dir: Path, name: str) -> dict:
@@ -135,55 +194,24 @@ def _results(run_dir: Path, name: str) -> dict:
     return d
 
 
-def test_eval_sweep_two_ranks_equal_one_process_and_resume(tmp_path, launch2):
+def test_eval_sweep_two_ranks_equal_one_process(dist_run):
     from mmdistill.data import load_dataset
-    from mmdistill.dist.sweep import sweep
     from mmdistill.evaluate.protocol import default_protocol, evaluate_random_baseline, evaluate_set
     from mmdistill.synth import SyntheticSet
 
-    one = _make_runs(tmp_path / "one")
-    two = [tmp_path / "two" / r.name for r in one]
-    for a, b in zip(one, two):
-        shutil.copytree(a, b)
-    sweep(one, ["convnet", "lenet"])  # one process
-    (two[1] / "eval" / "lenet").mkdir(parents=True)
-    shutil.copy(one[1] / "eval" / "lenet" / "seed1.json", two[1] / "eval" / "lenet" / "seed1.json")  # finished earlier
-    stamp = os.stat(two[1] / "eval" / "lenet" / "seed1.json").st_mtime_ns
-    assert launch2(_sweep_worker, [str(r) for r in two]) == {0: 0, 1: 0}
-    assert os.stat(two[1] / "eval" / "lenet" / "seed1.json").st_mtime_ns == stamp  # skipped on resume
-    for a, b in zip(one, two):
+    one, two = dist_run["one"] / "runs", dist_run["two"] / "runs"
+    for run in ("random-s0", "random-s1"):
         for name in ("results.convnet.json", "results.lenet.json"):
-            assert _results(a, name) == _results(b, name)  # same floats, same order
-    # ... and the same numbers the one-process all-seeds evaluation computes
+            assert _results(one / run, name) == _results(two / run, name)  # same floats, same order
+    # ... and the numbers the one-process all-seeds evaluation (the code path before job lists) computes
+    register_tiny()
     tr, te = load_dataset("tiny-av", "train"), load_dataset("tiny-av", "test")
     proto = default_protocol("classification", arch="lenet", **EVAL)
-    syn = SyntheticSet.load(one[0])
+    syn = SyntheticSet.load(one / "random-s0")
     ref, base = evaluate_set(syn, tr, te, proto), evaluate_random_baseline(syn, tr, te, proto)
-    got = _results(two[0], "results.lenet.json")
+    got = _results(two / "random-s0", "results.lenet.json")
     assert got["metrics"] == ref.metrics and got["random_subset_same_size"]["metrics"] == base.metrics
     assert got["protocol"] == json.loads(json.dumps(ref.protocol))
-
-
-# ------------------------------------------------------------------------------------------------ (3) DM class sharding
-def _dm_cfg(method: str, mode: str):
-    from mmdistill.runs import resolve_run_config
-
-    register_tiny()
-    params = {"iterations": 3, "batch_real": 8, "init": "real", "net": dict(AV_NET), "step_mode": mode, "factor": 2}
-    cfg = resolve_run_config(None, [], method=method, dataset="tiny-av", ipc=2, seed=3)
-    cfg.params = params
-    cfg.run.checkpoint_every = 2
-    return cfg
-
-
-def _dm_worker(root):
-    from mmdistill.runs import distill
-
-    out = {}
-    for method, mode in (("dm", "summed"), ("avdd", "per_class")):
-        _, syn = distill(_dm_cfg(method, mode), Path(root) / f"{method}-{mode}", progress=False)
-        out[f"{method}-{mode}"] = {m: t.sum().item() for m, t in syn.tensors.items()}
-    return out
 
 
 def _log(run_dir: Path) -> list[dict]:
@@ -192,15 +220,11 @@ def _log(run_dir: Path) -> list[dict]:
             for line in (run_dir / "log.jsonl").read_text().splitlines()]
 
 
-def test_dm_class_sharding_two_ranks_equals_one_process(tmp_path, launch2):
-    from mmdistill.runs import distill
-
-    for method, mode in (("dm", "summed"), ("avdd", "per_class")):
-        distill(_dm_cfg(method, mode), tmp_path / "one" / f"{method}-{mode}", progress=False)
-    ret = launch2(_dm_worker, str(tmp_path / "two"))
-    assert ret[0] == ret[1]  # every rank ends with the same synthetic set
-    for name in ("dm-summed", "avdd-per_class"):
-        a, b = tmp_path / "one" / name, tmp_path / "two" / name
+def test_dm_class_sharding_two_ranks_equals_one_process(dist_run):
+    ret = dist_run["ret"]
+    assert ret[0][4] == ret[1][4] == dist_run["ref_dm"]  # every rank ends with the one-process set
+    for method, mode in DM_RUNS:
+        a, b = dist_run["one"] / "dm" / f"{method}-{mode}", dist_run["two"] / "dm" / f"{method}-{mode}"
         sa, sb = load_file(str(a / "synthetic.safetensors")), load_file(str(b / "synthetic.safetensors"))
         assert all(torch.equal(sa[k], sb[k]) for k in sa)  # bitwise: each leaf's gradient comes from one rank
         assert _log(a) == _log(b)  # per-class logs summed in class order; only rank 0 wrote the log

@@ -142,6 +142,12 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def quiet_unless_main() -> None:
+    """Under torchrun, send the stdout of ranks other than 0 to /dev/null (one copy of every report; stderr stays)."""
+    if launched() and _env_int("RANK", 0) != 0:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+
+
 def exit_process(code: int) -> None:
     """Exit with ``code``; a distributed worker leaves the group and ``os._exit``s (ecosystem.md §C.4)."""
     if dist.is_available() and dist.is_initialized():
