@@ -134,10 +134,27 @@ def _dm(root: Path) -> dict[str, float]:
     return out
 
 
+def _failures(root: Path) -> list[str]:
+    """A job failing on rank 1 and a rank-0 setup failing: every rank raises (nobody hangs in a collective)."""
+    def boom(i: int) -> None:
+        raise ValueError(f"job {i} broke")
+
+    out = []
+    jobs = [Job(f"ok{i}", (root / f"ok{i}",), lambda i=i: (root / f"ok{i}").write_text("x")) for i in (0, 2)]
+    jobs.insert(1, Job("bad1", (root / "bad1",), lambda: boom(1)))
+    for fn in (lambda: run_jobs(jobs, desc="failing list"), lambda: main_first(lambda: boom(0) if dctx.is_main() else 1)):
+        try:
+            fn()
+            out.append("no error")
+        except Exception as e:  # noqa: BLE001
+            out.append(f"{type(e).__name__}: {e}")
+    return out
+
+
 def _all(root: str):
     register_tiny()
     root = Path(root)
-    return dctx.rank(), dctx.world(), _buffer_and_bank(root), _sweep_cli(root), _dm(root)
+    return dctx.rank(), dctx.world(), _buffer_and_bank(root), _sweep_cli(root), _dm(root), _failures(root)
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +191,13 @@ def test_two_ranks_ran_and_skipped_finished_jobs(dist_run):
     assert {r: v[:4] for r, v in ret.items()} == {0: (0, 2, 6, 0), 1: (1, 2, 6, 0)}
     two = dist_run["two"]
     assert {k: os.stat(two / k).st_mtime_ns for k in dist_run["stamps"]} == dist_run["stamps"]  # skipped on resume
+
+
+def test_a_failure_on_one_rank_raises_on_every_rank(dist_run):
+    r0, r1 = dist_run["ret"][0][5], dist_run["ret"][1][5]
+    assert r1[0] == "ValueError: job 1 broke"  # the failing rank re-raises its own error
+    assert r0[0].startswith("JobError: failing list: rank 1 failed job 'bad1': ValueError: job 1 broke")
+    assert r0[1] == "ValueError: job 0 broke" and r1[1] == "JobError: setup: rank 0 failed: ValueError: job 0 broke"
 
 
 def test_expert_buffer_and_bank_two_ranks_equal_one_process(dist_run):

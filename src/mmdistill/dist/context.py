@@ -7,8 +7,10 @@ world of one and every helper here is a no-op, so single-process code paths are 
 * Backend (§C.1, §C.5): ``gloo`` on a CPU-only box; with CUDA the device-mapped ``"cpu:gloo,cuda:nccl"``
   (so CPU and CUDA tensors can both be reduced) and ``cuda:LOCAL_RANK`` becomes the current device. Never a
   hard-coded ``nccl``. ``MMDISTILL_DIST_BACKEND`` overrides.
-* Timeout: ``MMDISTILL_DIST_TIMEOUT`` seconds (default 1800) bounds every collective, so a dead peer turns
-  into an error instead of a hang.
+* Timeout: ``MMDISTILL_DIST_TIMEOUT`` seconds bounds every collective, so a wedged peer turns into an error
+  instead of a hang. Default 24 h: a rank that finished its jobs waits in a collective for the slowest job of
+  the others (an expert, an evaluation seed), which can take hours at paper scale; a *dead* peer is handled
+  sooner by torchrun, which stops the whole group when one worker exits with an error.
 * :func:`exit_process` ends a distributed worker with ``destroy_process_group`` + ``os._exit``: torch 2.13
   CPU aborted about 13 % of torchrun workers at interpreter exit otherwise (§C.4).
 """
@@ -72,7 +74,7 @@ def init_from_env(device: str | None = None) -> DistContext:
     local_rank = _env_int("LOCAL_RANK", 0)
     if "nccl" in backend:
         torch.cuda.set_device(local_rank)
-    timeout = datetime.timedelta(seconds=float(os.environ.get("MMDISTILL_DIST_TIMEOUT", "1800")))
+    timeout = datetime.timedelta(seconds=float(os.environ.get("MMDISTILL_DIST_TIMEOUT", "86400")))
     dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
     return context()
 
