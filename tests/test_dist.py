@@ -78,6 +78,19 @@ def test_job_list_shards_skips_finished_and_reports_failures(tmp_path):
     assert main_first(lambda: 5) == 5 and dctx.context() == dctx.DistContext()  # not launched: a world of one
 
 
+def test_context_env_mapping_and_backend(monkeypatch):
+    assert dctx.slurm_env({"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "1"}) == \
+        {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}
+    assert dctx.slurm_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == {}  # one task: not distributed
+    assert dctx.slurm_env({"RANK": "0", "SLURM_PROCID": "2", "SLURM_NTASKS": "4"}) == {}  # torchrun wins
+    monkeypatch.delenv("MMDISTILL_DIST_BACKEND", raising=False)
+    assert dctx.backend_for("cpu") == "gloo"
+    if not torch.cuda.is_available():
+        assert dctx.backend_for("cuda") == "gloo"  # never a hard-coded nccl without CUDA
+    monkeypatch.setenv("MMDISTILL_DIST_BACKEND", "mpi")
+    assert dctx.backend_for("cpu") == "mpi"
+
+
 # ------------------------------------------------------------------------------------------------ the three workloads
 BANK = {"num_seeds": 3, "snapshot_epochs": [1, 2], "batch_size": 32}
 DEC = {"hidden": 16, "dim": 8, "epochs": 2, "batch_size": 32}

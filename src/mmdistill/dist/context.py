@@ -4,6 +4,7 @@ ecosystem.md §C.5 item 1 ("Core"): a process launched by ``torchrun`` (env ``RA
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) joins a ``torch.distributed`` group; anything else is a
 world of one and every helper here is a no-op, so single-process code paths are the same code.
 
+* SLURM: ``srun`` tasks (``SLURM_PROCID``/``SLURM_NTASKS``) are mapped to the same variables.
 * Backend (§C.1, §C.5): ``gloo`` on a CPU-only box; with CUDA the device-mapped ``"cpu:gloo,cuda:nccl"``
   (so CPU and CUDA tensors can both be reduced) and ``cuda:LOCAL_RANK`` becomes the current device. Never a
   hard-coded ``nccl``. ``MMDISTILL_DIST_BACKEND`` overrides.
@@ -59,9 +60,21 @@ def _env_int(name: str, default: int) -> int:
     return int(v) if v not in (None, "") else default
 
 
+def slurm_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """torchrun-style variables from SLURM's (``srun`` tasks; ecosystem.md §C.1, §C.5), when RANK is not set.
+
+    ``SLURM_PROCID`` → ``RANK``, ``SLURM_NTASKS`` → ``WORLD_SIZE``, ``SLURM_LOCALID`` → ``LOCAL_RANK``. The
+    rendezvous address still comes from ``MASTER_ADDR`` / ``MASTER_PORT``, which the job script exports.
+    """
+    env = dict(os.environ if env is None else env)
+    if "RANK" in env or "SLURM_PROCID" not in env or int(env.get("SLURM_NTASKS", "1")) <= 1:
+        return {}
+    return {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env["SLURM_NTASKS"], "LOCAL_RANK": env.get("SLURM_LOCALID", "0")}
+
+
 def launched() -> bool:
-    """True when the environment describes a multi-process launch (torchrun sets WORLD_SIZE)."""
-    return _env_int("WORLD_SIZE", 1) > 1
+    """True when the environment describes a multi-process launch (torchrun sets WORLD_SIZE; SLURM: srun tasks)."""
+    return _env_int("WORLD_SIZE", 1) > 1 or bool(slurm_env())
 
 
 def init_from_env(device: str | None = None) -> DistContext:
@@ -70,6 +83,12 @@ def init_from_env(device: str | None = None) -> DistContext:
         return context()
     if not (dist.is_available() and launched()):
         return DistContext()
+    os.environ.update(slurm_env())
+    for k in ("MASTER_ADDR", "MASTER_PORT"):
+        if k not in os.environ:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"distributed launch without {k}: export MASTER_ADDR and MASTER_PORT (torchrun sets them)")
     backend = backend_for(device)
     local_rank = _env_int("LOCAL_RANK", 0)
     if "nccl" in backend:
@@ -146,7 +165,7 @@ def shutdown() -> None:
 
 def quiet_unless_main() -> None:
     """Under torchrun, send the stdout of ranks other than 0 to /dev/null (one copy of every report; stderr stays)."""
-    if launched() and _env_int("RANK", 0) != 0:
+    if launched() and int(os.environ.get("RANK") or slurm_env().get("RANK", "0")) != 0:
         sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
 
 
