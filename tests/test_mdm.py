@@ -118,12 +118,13 @@ def test_kmeans_picks_nearest_real_pair_per_centroid_and_is_deterministic():
 
     f = _blobs()
     idx, info = kmeans_select(f, 5, seed=7)
-    km = KMeans(n_clusters=5, n_init=1, max_iter=100, random_state=7).fit(F.normalize(f.float(), dim=1).numpy())
+    km = KMeans(n_clusters=5, init="random", n_init=1, max_iter=100, random_state=7).fit(F.normalize(f.float(), dim=1).numpy())
     cos = F.normalize(torch.from_numpy(km.cluster_centers_).float(), dim=1) @ F.normalize(f, dim=1).T
     assert idx.tolist() == cos.argmax(1).tolist()  # the real row with the highest cosine to each centroid
-    assert sorted(int(i) // 8 for i in idx) == [0, 1, 2, 3, 4]  # one seed per blob
-    assert info["collisions"] == 0 and info["k"] == 5
+    assert len(set(idx.tolist())) == 5 and info["k"] == 5 and info["init"] == "random"
     assert torch.equal(kmeans_select(f, 5, seed=7)[0], idx)
+    pp, pinfo = kmeans_select(f, 5, seed=7, init="k-means++")
+    assert sorted(int(i) // 8 for i in pp) == [0, 1, 2, 3, 4] and pinfo["collisions"] == 0  # one seed per blob
     with pytest.raises(ConfigError, match="between 1 and"):
         kmeans_select(f, 41, seed=0)
 

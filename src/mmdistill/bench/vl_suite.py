@@ -54,7 +54,8 @@ MDM_ABLATIONS: dict[str, dict[str, Any]] = {
     "mdm-no-agr": {"w_agr": 0.0}, "mdm-no-dis": {"w_dis": 0.0}, "mdm-infonce-only": {"w_agr": 0.0, "w_dis": 0.0},
 }
 MDM_FOLLOWUPS: dict[str, dict[str, Any]] = {
-    "mdm-iters-0": {"iterations": 0}, "mdm-iters-80": {"iterations": 80},
+    "mdm-iters-0": {"iterations": 0}, "mdm-iters-5": {"iterations": 5}, "mdm-iters-80": {"iterations": 80},
+    "mdm-anchor-expert-init": {"anchor": "expert_init"},
     "mdm-paper-lr": {"lr_txt": 100.0}, "mdm-lr-txt-1": {"lr_txt": 1.0}, "mdm-lr-txt-0.01": {"lr_txt": 0.01},
     "mdm-real-256": {"batch_real": 256},
 }
@@ -250,6 +251,14 @@ def check_mdm(rows: list[dict[str, Any]]) -> list[str]:
                 out.append(f"  - floor: the k-means initialisation alone (iterations 0: teacher features of all "
                            f"real pairs + scikit-learn k-means) takes {z['mean']:.1f} s wall"
                            + (f" / {zc['mean']:.1f} s CPU" if zc else "") + f" = {z['mean'] / lw['mean']:.2f} x LoRS's wall time.")
+        fast = [(r["mean"], m) for m in ("mdm-iters-0", "mdm-iters-5", MDM)
+                if (r := _row(rows, m, "distill_wall_s")) and (q := _row(rows, m, "r_mean")) and q["mean"] >= lo["mean"] - lo["std"]]
+        if fast:
+            t, m = min(fast)
+            out.append(f"- Time to LoRS's quality: `{m}` reaches r_mean {_row(rows, m, 'r_mean')['mean']:.2f} >= "
+                       f"{lo['mean'] - lo['std']:.2f} in {t:.1f} s wall = {t / lw['mean']:.3f} x LoRS's "
+                       f"(CPU {_row(rows, m, 'distill_cpu_s')['mean'] / lc['mean']:.3f} x)." if lc and _row(rows, m, "distill_cpu_s")
+                       else f"- Time to LoRS's quality: `{m}` in {t:.1f} s wall = {t / lw['mean']:.3f} x LoRS's.")
     else:
         out.append("- Target (MDM vs LoRS at 100 pairs): missing rows")
     out += ["", "Ablations at 100 pairs (`mdm` = k-means init + mixed teacher + all loss terms):", "",
@@ -259,7 +268,9 @@ def check_mdm(rows: list[dict[str, Any]]) -> list[str]:
                            ("pretrained", "mdm-teacher-pretrained")]),
               ("loss", [("all terms", MDM), ("no agreement GKE", "mdm-no-agr"), ("no discrepancy GKE", "mdm-no-dis"),
                         ("InfoNCE only", "mdm-infonce-only")]),
-              ("iterations", [("0 (init only)", "mdm-iters-0"), ("20 (config)", MDM), ("80", "mdm-iters-80")]),
+              ("iterations", [("0 (init only)", "mdm-iters-0"), ("5", "mdm-iters-5"), ("20 (config)", MDM),
+                              ("80", "mdm-iters-80")]),
+              ("mixed-teacher anchor", [("fresh heads (paper)", MDM), ("expert's epoch-0 heads", "mdm-anchor-expert-init")]),
               ("lr_txt (lr_img 100)", [("100 (paper)", "mdm-paper-lr"), ("1", "mdm-lr-txt-1"), ("0.1 (config)", MDM),
                                        ("0.01", "mdm-lr-txt-0.01")]),
               ("real batch", [("64 (config)", MDM), ("256 (script)", "mdm-real-256")])]

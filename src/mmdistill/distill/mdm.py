@@ -67,7 +67,8 @@ class MDMConfig:
 
     iterations: int = 200  # outer iterations (paper: up to 3000; converges in 50-200)
     init: Literal["kmeans", "random", "noise"] = "kmeans"  # synthetic-pair initialisation (paper: kmeans)
-    kmeans_n_init: int = 1  # scikit-learn KMeans restarts (k-means++ seeding, random_state = run seed)
+    kmeans_seeding: Literal["random", "k-means++"] = "random"  # centroid seeding (code: random samples) [unverified]
+    kmeans_n_init: int = 1  # scikit-learn KMeans restarts (random_state derived from the run seed)
     kmeans_max_iter: int = 100
     teacher: Literal["mixed", "naive", "expert", "pretrained"] = "mixed"  # per-iteration teacher (paper: mixed)
     anchor: Literal["fresh", "expert_init"] = "fresh"  # θ₀: pretrained encoder + fresh heads (paper S2.2, code)
@@ -186,7 +187,8 @@ class MDM(Distiller):
             else:
                 theta, tinfo = self.teacher()
                 feats = self.real_features(theta)
-                idx, kinfo = kmeans_select(feats, n, derive_seed(self.seed, "kmeans"), c.kmeans_n_init, c.kmeans_max_iter)
+                idx, kinfo = kmeans_select(feats, n, derive_seed(self.seed, "kmeans"), c.kmeans_n_init, c.kmeans_max_iter,
+                                             c.kmeans_seeding)
                 self.init_info.update({"kmeans": kinfo, "teacher": tinfo})
             x = images[ds.text_to_image[idx]].clone()
             t = texts[idx].clone()
