@@ -151,3 +151,24 @@ def test_config_errors(tmp_path):
         _method("repblend", ds, experts=experts_cfg("full")).init()
     with pytest.raises(ConfigError, match="exceeds the buffer"):
         _method("mtt-vl", ds, max_start_epoch=4).init()
+
+
+def test_lors_soft_infonce_uses_the_learned_similarity(tmp_path):
+    """loss 'infonce' with a learned S trains against S (soft InfoNCE); at S = I it is plain InfoNCE."""
+    from mmdistill.distill.losses import soft_infonce
+
+    ds = tiny_retrieval()
+    d = _method("lors", ds, loss="infonce", similarity="lowrank", sim_rank=2)
+    d.init()
+    theta = d.buffer.load(0, 0)
+    idx = torch.arange(5)
+    zi, zt = d.flat.embed(theta, d.images[idx], d.texts[idx])
+    logits = contrastive_logits(zi, zt, d.flat.log_scale)
+    got0 = d.inner_loss(theta, idx, 0, d._data()).detach()
+    assert float(got0) == pytest.approx(float(info_nce(logits)), rel=1e-5)  # S0 = I
+    with torch.no_grad():
+        d.sim.tensors["R"].add_(0.5)  # S != I now
+    s_b = d.sim.block(idx).detach()
+    got = d.inner_loss(theta, idx, 0, d._data()).detach()
+    assert float(got) == pytest.approx(float(soft_infonce(logits, s_b)), rel=1e-5)
+    assert abs(float(got) - float(got0)) > 1e-4

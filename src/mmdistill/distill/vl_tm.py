@@ -11,7 +11,8 @@ BERT-CLS in the papers; vl-distillation.md §1.2), plus learned student step siz
 4. one SGD step (momentum, per-group lrs: pixels, text, step sizes, similarity) on the synthetic data.
 
 Inner contrastive loss: ``infonce`` (identity targets) or a soft loss (``wbce`` ...) against S[B, B]
-(identity when there is no learned S). Logits use ``exp(log_scale)``; ``reproduce_scale_bug`` uses
+(identity when there is no learned S); ``infonce`` together with a learned S is the soft InfoNCE
+−Σⱼ Sᵢⱼ log softmax(z)ᵢⱼ (spec §3 "other options"; equals InfoNCE at S = I). Logits use ``exp(log_scale)``; ``reproduce_scale_bug`` uses
 ``log_scale`` as MTT-VL's released ``distill.py`` does.
 
 ``student: heads`` (RepBlend): θ holds only the two projection heads; the frozen encoder's features of all
@@ -109,8 +110,6 @@ class VLTrajectoryDistiller(Distiller):
             raise ConfigError(f"{self.name}: blend (representation blending) needs student 'heads'")
         if c.loss != "infonce":
             soft_loss(c.loss)
-        if c.similarity != "none" and c.loss == "infonce":
-            raise ConfigError(f"{self.name}: a learned similarity needs a soft loss (e.g. loss: wbce), not infonce")
         if c.expert_epochs < 1 or c.max_start_epoch < 1 or c.syn_steps < 1:
             raise ConfigError(f"{self.name}: expert_epochs, max_start_epoch and syn_steps must be >= 1")
 
@@ -185,7 +184,7 @@ class VLTrajectoryDistiller(Distiller):
             img = lam * img + (1.0 - lam) * img[perm]
             txt = lam * txt + (1.0 - lam) * txt[perm]
         logits = self.flat.logits(theta, img, txt, scale_bug=self.cfg.reproduce_scale_bug)
-        if self.cfg.loss == "infonce":
+        if self.cfg.loss == "infonce" and self.sim is None:
             return info_nce(logits)
         return soft_loss(self.cfg.loss)(logits, self._targets(d, idx))
 

@@ -105,7 +105,8 @@ def evaluate_set(syn: SyntheticSet, train_ds: PairedDataset, test_ds: PairedData
                  device: str = "cpu") -> Results:
     syn.check_compatible(train_ds.pair_shape(), dataset=train_ds.name)
     dec = decode_for_training(syn)
-    target = _soft_target(dec) if isinstance(protocol, retrieval.RetrievalProtocol) else None
+    use_sim = isinstance(protocol, retrieval.RetrievalProtocol) and protocol.similarity == "set"
+    target = _soft_target(dec) if use_sim else None
     lrs = _learned_lrs(dec)
     if isinstance(protocol, retrieval.RetrievalProtocol) and protocol.lr_source == "learned" and lrs is None:
         raise ConfigError("protocol lr_source='learned' but the set has no learned step sizes")

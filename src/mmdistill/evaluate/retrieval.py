@@ -50,6 +50,7 @@ class RetrievalProtocol:
     min_steps: int = 200
     augment: bool = True
     soft_loss: str = "wbce"
+    similarity: Literal["set", "ignore"] = "set"  # "set": train against the set's learned S (LoRS); "ignore": InfoNCE
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     selection: Literal["last"] = "last"
 
