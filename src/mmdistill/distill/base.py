@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ..data.paired import PairedDataset
 from ..dist.context import barrier, context as dist_context
-from ..errors import ConfigError, DivergenceError
+from ..errors import ConfigError, DivergenceError, IntegrityError
 from ..io import append_jsonl, atomic_write_with
 from ..registry import Registry
 from ..seed import derive_seed, seed_everything
@@ -142,6 +142,21 @@ def _check_finite(logs: dict[str, float], it: int, run_dir: Path) -> None:
         )
 
 
+def _load_checkpoint(path: Path, distiller: Distiller) -> dict[str, Any]:
+    """Restore ``distiller`` and the RNGs from ``path``; a corrupt or foreign checkpoint raises IntegrityError naming it."""
+    try:
+        state = torch.load(path, weights_only=False)
+        nxt = state.get("next_it") if isinstance(state, dict) else None
+        if not isinstance(nxt, int) or not 0 <= nxt <= distiller.iterations:
+            raise ValueError(f"field 'next_it' is {nxt!r}, expected an iteration in 0..{distiller.iterations}")
+        distiller.load_state_dict(state["distiller"])
+        _set_rng_state(state["rng"])
+    except Exception as e:  # unpickling, zip and key errors have no common base class
+        raise IntegrityError(f"{path}: unreadable or incompatible checkpoint ({type(e).__name__}: {e}); "
+                             "delete it to restart the run from scratch") from None
+    return state
+
+
 def _truncate_log(path: Path, last_it: int) -> None:
     """Drop log lines written after the checkpoint we resume from (they will be redone)."""
     if not path.is_file():
@@ -185,9 +200,7 @@ def run(
     distiller.init()
     start = 0
     if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, weights_only=False)
-        distiller.load_state_dict(state["distiller"])
-        _set_rng_state(state["rng"])
+        state = _load_checkpoint(ckpt_path, distiller)
         start = int(state["next_it"])
         if main:
             _truncate_log(log_path, start - 1)
