@@ -50,3 +50,21 @@ def test_check_reports_the_speed_target():
     assert "Speed, quick-config DAVDD IPC 10 on av-digits in ≤ 15 min: **not evaluated**" in text
     rows[1] = _row("av-digits-hard", "davdd", 10, 901.0, 0.0, "distill_wall_s")
     assert "(limit 900 s; load nan; includes the bank training when the bank was not cached) → **MISSED**" in "\n".join(check_av(rows))
+
+
+def test_calibration_cells_are_the_davdd_cell_plus_their_overrides():
+    from mmdistill.bench.av_suite import CALIBRATION, calibration_cell, calibration_lines
+    from mmdistill.config import from_dict
+    from mmdistill.distill import get_method
+
+    cells = {c.row_method: c for c in SUITES["av"]() if c.dataset == "av-digits-hard" and c.budget == 1}
+    assert calibration_cell("base").params == cells["davdd"].params
+    cls = get_method("davdd")
+    for name, (over, *_rest) in CALIBRATION.items():
+        cell = calibration_cell(name)
+        cfg = from_dict(cls.Config, cell.params, where=name)  # every override is a real config field
+        for k, v in over.items():
+            assert (cell.params[k] == v) if not isinstance(v, dict) else all(cell.params[k][kk] == vv for kk, vv in v.items())
+        assert cell.syn_seeds == [0] and cell.extra_archs == [] and cfg.iterations == cells["davdd"].params["iterations"]
+    text = "\n".join(calibration_lines([_row("av-digits-hard", "dm", 1, 35.0)]))
+    assert "dm 35.00 ± 1.00" in text and "| base | `{}` |" in text and "avdd n/a" in text

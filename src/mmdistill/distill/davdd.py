@@ -21,6 +21,24 @@ Ablations (bench labels): ``use_private=False`` (davdd-no-private), ``use_common
 removes L_com incl. the η term), ``bank.pretrained=False`` (davdd-random-nets: random-init frozen encoders,
 decouplers still trained on them), ``use_proto=False`` (davdd-no-proto), ``use_infonce=False``
 (davdd-no-infonce). A switched-off term is not computed and logs 0.
+
+Alternatives (issue 4 calibration; off by default, so the defaults reproduce the §7.6 reading bit for bit):
+
+* ``fresh_prob`` (§7.6 encoder bank / §4.3 "diverse pool"): with this probability an iteration draws a FRESH
+  random encoder pair from the global RNG, as DM does (§7.4), instead of sampling a bank pair. A fresh pair has
+  no stored decoupler, so one is trained online (§7.6 flag ``online_decoupler``) for ``fresh_decoupler_steps``
+  full-batch Adam steps on this iteration's real features of all classes, with the bank's decoupler loss
+  (:func:`mmdistill.experts.bank.decoupler_loss`; 0 steps = random heads). L_align is skipped in fresh
+  iterations, because the EMA prototypes live in a space that lasts one iteration. With ``fresh_prob = 1`` no
+  bank is built.
+* ``lambda_dm``: λ_dm · Σ_c Σ_m ‖mean ψ_m(A(x_r)) − mean ψ_m(A(x_s))‖², DM's term in a fresh random pair (the
+  iteration's own pair if it is fresh), ADDED to DAVDD's loss. DAVDD's abstract presents the bank as a
+  replacement for random nets, so this is our extension. With every DAVDD term off, ``fresh_prob=1`` and
+  ``lambda_dm=1``, it is exactly DM with a summed step (tested).
+
+Calibration (av-digits-hard IPC 1; table and findings in :data:`mmdistill.bench.av_suite.CALIBRATION`): no
+alternative beats DM or AVDD. Trained encoders and the intermodal η term are what cost accuracy; with DM's
+term on top, DAVDD's terms lower the result in proportion to their weight.
 """
 
 from __future__ import annotations
