@@ -269,3 +269,26 @@ def test_dm_class_sharding_two_ranks_equals_one_process(dist_run):
         cb = torch.load(b / "checkpoint" / "state.pt", weights_only=False)["distiller"]
         assert all(torch.equal(x, y) for m in ca["syn"] for x, y in zip(ca["syn"][m], cb["syn"][m]))
         assert yaml.safe_load((a / "config.yaml").read_text()) == yaml.safe_load((b / "config.yaml").read_text())
+
+
+def test_torchrun_cli_smoke(dist_run, tmp_path):
+    """The user-facing path (ecosystem.md §C.4): ``torchrun --standalone --nproc_per_node 2`` running
+    ``python -m mmdistill sweep``; rank 0 alone prints, workers end cleanly, results equal one process."""
+    import subprocess
+    import sys
+
+    src = dist_run["one"] / "runs" / "random-s0"
+    run = tmp_path / "random-s0"
+    shutil.copytree(src, run, ignore=shutil.ignore_patterns("eval", "results*"))
+    script = tmp_path / "mmdistill_with_tiny_av.py"  # python -m mmdistill, plus the test dataset registered
+    script.write_text(f"import sys, runpy\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+                      "from av_fixtures import register_tiny\nregister_tiny()\n"
+                      "runpy.run_module('mmdistill', run_name='__main__')\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MMDISTILL_DIST_TIMEOUT": "60"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           "sweep", str(run), "--arch", "lenet", "--no-baseline"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("random on tiny-av") == 1, proc.stdout  # rank 0 prints, rank 1 is silent
+    got, want = _results(run, "results.lenet.json"), _results(src, "results.lenet.json")
+    assert got["metrics"] == want["metrics"] and "random_subset_same_size" not in got
