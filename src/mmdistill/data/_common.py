@@ -120,6 +120,15 @@ def read_json(path: Path, dataset: str) -> Any:
         raise DataError(f"{path}: not UTF-8 text for dataset {dataset!r} ({e})") from None
 
 
+def check_text(s: str, path: Path, where: str) -> str:
+    """``s`` if it is encodable Unicode; JSON escapes can smuggle in lone surrogates (``"\\ud800"``)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(f"{path}: {where}: text is not valid Unicode ({e.reason} at position {e.start})") from None
+    return s
+
+
 def load_image(path: Path, size: int, dataset: str) -> np.ndarray:
     """Decode an image, centre-crop to a square and resize to ``size`` (``ImageOps.fit``, bicubic) as uint8 HWC RGB.
 
@@ -135,6 +144,8 @@ def load_image(path: Path, size: int, dataset: str) -> np.ndarray:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: corrupt or truncated image for dataset {dataset!r} ({e})") from None
+    except Image.DecompressionBombError as e:  # declared size far beyond any real photo (not an OSError)
+        raise DataError(f"{path}: image declares too many pixels for dataset {dataset!r} ({e})") from None
     out = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
     return np.asarray(out, dtype=np.uint8)
 

@@ -46,6 +46,7 @@ from .root import require_file
 FSDD_FILE = "fsdd/fsdd-recordings.tar.gz"
 MNIST_FILE = "mnist5k/mnist_5k.csv.gz"
 FSDD_SR = 8000
+MIN_SR, MAX_SR = 1000, 384000  # sample rates a clip may declare (resampled to FSDD_SR)
 TEST_TAKES = range(0, 5)  # FSDD official split (upstream README)
 POOL_SEED = 0
 TRAIN_POOL_FRACTION = 0.8  # 400 of 500 images per class
@@ -91,6 +92,10 @@ def read_fsdd(path: Path, dataset: str) -> list[tuple[int, str, int, np.ndarray,
                 raise DataError(f"{where}: corrupt or truncated WAV for dataset {dataset!r} ({e})") from None
             if wave.shape[0] == 0:
                 raise DataError(f"{where}: empty WAV (no samples) for dataset {dataset!r}")
+            if not MIN_SR <= sr <= MAX_SR:  # resampling from an absurd declared rate would exhaust memory
+                raise DataError(f"{where}: field 'sample rate' is {sr} Hz, expected {MIN_SR}..{MAX_SR} Hz (dataset {dataset!r})")
+            if not np.isfinite(wave).all():
+                raise DataError(f"{where}: WAV samples contain NaN or inf (dataset {dataset!r})")
             out.append((int(mt.group(1)), mt.group(2), int(mt.group(3)), wave.mean(axis=1), int(sr)))
     if not out:
         raise DataError(f"{path}: no WAV files in the FSDD archive (dataset {dataset!r})")

@@ -29,6 +29,7 @@ from .paired import PairedDataset
 FRAME_MEAN = [0.425, 0.396, 0.370]
 FRAME_STD = [0.229, 0.224, 0.221]
 AUDIO_NORMS = ("raw_db", "standardize")
+MAX_CLASSES = 100_000
 
 
 def split_file(directory: Path, split: str, dataset: str) -> Path:
@@ -74,8 +75,11 @@ def read_split(path: Path, dataset: str) -> dict[str, Tensor]:
     counts = {"audio": a.shape[0], "frame": f.shape[0], "label": y.shape[0]}
     if len(set(counts.values())) != 1:
         raise DataError(f"{path}: mismatched counts {counts}; audio, frame and label need one row per sample")
+    y = y.to(torch.int64)
     if y.numel() and int(y.min()) < 0:
         raise DataError(f"{path}: field 'label' has negative values")
+    if y.numel() and int(y.max()) >= MAX_CLASSES:  # a corrupt label would otherwise size the class list
+        raise DataError(f"{path}: field 'label' has value {int(y.max())}; labels must be class indices below {MAX_CLASSES}")
     a, f = a.float(), f.float()
     for k, t in (("audio", a), ("frame", f)):
         if not torch.isfinite(t).all():

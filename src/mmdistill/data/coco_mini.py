@@ -27,6 +27,7 @@ from ._common import (
     cache_file,
     check_params,
     check_split,
+    check_text,
     embed_captions,
     file_fingerprint,
     load_cache,
@@ -64,11 +65,14 @@ def parse_coco_captions(path: Path, dataset: str) -> tuple[list[dict[str, Any]],
             if not isinstance(im.get(f), typ):
                 raise DataError(f"{path}: images[{i}].{f} missing or not {typ.__name__}")
         images.append(im)
-    anns = sorted(data["annotations"], key=lambda a: a.get("id", 0) if isinstance(a, dict) else 0)
+    for i, a in enumerate(data["annotations"]):  # validate before sorting by id (mixed id types cannot be ordered)
+        if not isinstance(a, dict) or not isinstance(a.get("image_id"), int) or not isinstance(a.get("caption"), str) \
+                or not isinstance(a.get("id", 0), int):
+            raise DataError(f"{path}: annotations[{i}] needs int 'image_id', int 'id' and str 'caption'")
+        check_text(a["caption"], path, f"annotations[{i}].caption")
+    anns = sorted(data["annotations"], key=lambda a: a.get("id", 0))
     caps: dict[int, list[str]] = {}
-    for i, a in enumerate(anns):
-        if not isinstance(a, dict) or not isinstance(a.get("image_id"), int) or not isinstance(a.get("caption"), str):
-            raise DataError(f"{path}: annotations entry {i} needs int 'image_id' and str 'caption'")
+    for a in anns:
         caps.setdefault(a["image_id"], []).append(" ".join(a["caption"].split()))
     return images, caps
 

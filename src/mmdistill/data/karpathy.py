@@ -33,6 +33,7 @@ from ._common import (
     cache_file,
     check_params,
     check_split,
+    check_text,
     embed_captions,
     file_fingerprint,
     load_cache,
@@ -85,6 +86,8 @@ def parse_karpathy(path: Path, dataset: str) -> tuple[list[str], dict[str, list[
             c = [c]
         if not isinstance(c, list) or not c or not all(isinstance(s, str) and s.strip() for s in c):
             raise DataError(f"{path}: row {i}: field 'caption' must be a non-empty string or list of strings")
+        for s in [img, *c]:
+            check_text(s, path, f"row {i}")
         caps.setdefault(img, []).extend(" ".join(s.split()) for s in c)
     if not caps:
         raise DataError(f"{path}: no rows")

@@ -167,6 +167,30 @@ def _manifest(ds: PairedDataset, cfg: ExpertConfig, flat: FlatDualEncoder, encod
     }
 
 
+def read_manifest(mpath: Path) -> dict[str, Any]:
+    """A buffer's manifest, with the fields the loader relies on type-checked (DataError naming the field)."""
+    try:
+        m = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{mpath}: not valid JSON ({e})") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise DataError(f"{mpath}: field 'format' is not {FORMAT!r}")
+    sizes, enc, epochs = m.get("branch_sizes"), m.get("encoder"), m.get("epochs")
+    checks = {
+        "mode": m.get("mode") in ("full", "heads"),
+        "epochs": isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1,
+        "branch_sizes": isinstance(sizes, dict) and all(type(sizes.get(k)) is int and sizes[k] >= 0 for k in ("image", "text")),
+        "encoder": isinstance(enc, dict) and isinstance(enc.get("image"), dict)
+        and (enc.get("image_weights_file") is None or isinstance(enc.get("image_weights_file"), str)),
+        "dataset_fingerprint": isinstance(m.get("dataset_fingerprint", {}), dict),
+    }
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise DataError(f"{mpath}: field(s) {', '.join(map(repr, bad))} missing or of the wrong type; "
+                        "not a manifest written by `mmdistill experts` (delete the directory and retrain)")
+    return m
+
+
 def _compatible_data(old: dict[str, Any], ds: PairedDataset, path: Path) -> None:
     if old.get("format") != FORMAT:
         raise ConfigError(f"{path}: not an expert buffer manifest (field 'format')")
@@ -194,14 +218,14 @@ def train_experts(ds: PairedDataset, cfg: ExpertConfig, out_dir: str | Path | No
     images, texts, t2i = ds.tensors["image"], ds.tensors["text"], ds.text_to_image
     mpath = out / MANIFEST
     if mpath.is_file():  # cheap data check first (before any encoder training)
-        _compatible_data(json.loads(mpath.read_text(encoding="utf-8")), ds, mpath)
+        _compatible_data(read_manifest(mpath), ds, mpath)
     enc_src = main_first(lambda: _encoder_source(ds, cfg, progress), desc="experts: image encoder")  # trained once
     enc_state = load_file(str(enc_src)) if enc_src else None
     probe = build_model(cfg.net, tuple(images.shape[1:]), int(texts.shape[1]))
     manifest = _manifest(ds, cfg, FlatDualEncoder(probe, cfg.mode, cfg.net.temperature),
                          sha256_file(enc_src) if enc_src else None)
     if mpath.is_file():
-        _compatible(json.loads(mpath.read_text(encoding="utf-8")), manifest, mpath)
+        _compatible(read_manifest(mpath), manifest, mpath)
     if is_main():  # rank 0 writes the shared files (ecosystem.md §C.5: rank-0-only IO)
         if enc_src and not (out / ENCODER_FILE).is_file():
             atomic_write_with(out / ENCODER_FILE, lambda p: shutil.copyfile(enc_src, p))
@@ -270,12 +294,7 @@ class ExpertBuffer:
         mpath = path / MANIFEST
         if not mpath.is_file():
             raise DataError(f"{mpath}: missing; train the buffer with `mmdistill experts --dataset D --config FILE --out {path}`")
-        try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{mpath}: not valid JSON ({e})") from None
-        if manifest.get("format") != FORMAT:
-            raise DataError(f"{mpath}: field 'format' is not {FORMAT!r}")
+        manifest = read_manifest(mpath)
         buf = cls(path, manifest)
         if ds is not None:
             buf.check_dataset(ds)
@@ -311,7 +330,10 @@ class ExpertBuffer:
 
     @property
     def net(self) -> VLNetConfig:
-        return VLNetConfig(**self.manifest["encoder"]["image"])
+        try:
+            return VLNetConfig(**self.manifest["encoder"]["image"])
+        except TypeError as e:
+            raise DataError(f"{self.path / MANIFEST}: field 'encoder.image' is not a network config ({e})") from None
 
     @property
     def encoder_path(self) -> Path | None:
@@ -321,8 +343,17 @@ class ExpertBuffer:
     def load(self, expert: int, epoch: int) -> torch.Tensor:
         if not 0 <= epoch <= self.epochs:
             raise ConfigError(f"expert buffer {self.path}: epoch {epoch} outside 0..{self.epochs}")
-        with safe_open(str(self.experts[expert]), framework="pt") as f:
-            return f.get_tensor(f"epoch_{epoch:03d}")
+        path = self.experts[expert]
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                t = f.get_tensor(f"epoch_{epoch:03d}")
+        except Exception as e:  # safetensors' own error types (header, truncation, missing key)
+            raise DataError(f"{path}: unreadable expert file, field 'epoch_{epoch:03d}' ({type(e).__name__}: {e}); "
+                            "delete it and rerun `mmdistill experts` to retrain it") from None
+        if t.dim() != 1 or t.numel() != sum(self.sizes) or not t.is_floating_point():
+            raise DataError(f"{path}: field 'epoch_{epoch:03d}' is {t.dtype} {tuple(t.shape)}, expected a float vector "
+                            f"of {sum(self.sizes)} parameters (manifest 'branch_sizes')")
+        return t
 
 
 def ensure_buffer(ds: PairedDataset, cfg: ExpertConfig, path: str | Path | None = None, progress: bool = True) -> ExpertBuffer:
