@@ -290,5 +290,6 @@ def test_torchrun_cli_smoke(dist_run, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=150)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("random on tiny-av") == 1, proc.stdout  # rank 0 prints, rank 1 is silent
+    assert "2 evaluation jobs over 2 process(es): 2 run, 0 already finished" in proc.stdout
     got, want = _results(run, "results.lenet.json"), _results(src, "results.lenet.json")
     assert got["metrics"] == want["metrics"] and "random_subset_same_size" not in got

@@ -7,15 +7,17 @@ import argparse
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .context import init_from_env
-    from .sweep import sweep
+    from .sweep import sweep_report
 
     ctx = init_from_env()
     seeds = list(range(args.seeds)) if args.seeds else None
-    results = sweep(args.run_dirs, args.arch or [None], seeds=seeds, overrides=args.set, baseline=not args.no_baseline,
-                    data_root=args.data_root)
+    rep = sweep_report(args.run_dirs, args.arch or [None], seeds=seeds, overrides=args.set, baseline=not args.no_baseline,
+                       data_root=args.data_root)
     if ctx.is_main:
-        for run_dir, res in zip([r for r in args.run_dirs for _ in (args.arch or [None])], results):
+        for run_dir, res in zip([r for r in args.run_dirs for _ in (args.arch or [None])], rep.value or []):
             print(f"{run_dir} ({res.extra.get('eval_arch')}): {res.method} on {res.dataset}: {res.line()}")
+        print(f"{len(rep.ran) + len(rep.skipped)} evaluation jobs over {ctx.world} process(es): {len(rep.ran)} run, "
+              f"{len(rep.skipped)} already finished (skipped), {rep.wall_s:.1f} s")
     return 0
 
 

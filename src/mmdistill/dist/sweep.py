@@ -25,7 +25,7 @@ from ..data.paired import PairedDataset
 from ..evaluate.protocol import Protocol, default_protocol, evaluate_random_baseline, evaluate_real, evaluate_set
 from ..evaluate.results import Results, aggregate
 from ..io import sha256_file
-from .jobs import Job, json_job, read_json, run_jobs
+from .jobs import Job, JobReport, json_job, read_json, run_jobs
 
 EVAL_DIR = "eval"
 _HEAD = ("dataset", "method", "budget", "protocol", "metrics")
@@ -173,18 +173,31 @@ def full_cell(dataset: str, out: str | Path, *, data: dict[str, Any] | None = No
                     baseline=False)
 
 
-def run_cells(cells: list[EvalCell], desc: str = "evaluation sweep") -> list[Results]:
-    """Run every cell's seed jobs (split over the ranks, finished ones skipped), then assemble each cell on rank 0."""
+def run_cells_report(cells: list[EvalCell], desc: str = "evaluation sweep") -> JobReport[list[Results]]:
+    """Run every cell's seed jobs (split over the ranks, finished ones skipped), then assemble each cell on rank 0;
+    the report's ``value`` is the Results in cell order, ``ran``/``skipped`` the job ids over all ranks."""
     for c in cells:
         c.out_dir.mkdir(parents=True, exist_ok=True)
     jobs = list({j.id: j for c in cells for j in c.jobs()}.values())  # e.g. arch None and its explicit name share seeds
-    return run_jobs(jobs, lambda: [c.assemble() for c in cells], desc=desc).value or []
+    return run_jobs(jobs, lambda: [c.assemble() for c in cells], desc=desc)
+
+
+def run_cells(cells: list[EvalCell], desc: str = "evaluation sweep") -> list[Results]:
+    """:func:`run_cells_report`'s Results."""
+    return run_cells_report(cells, desc).value or []
+
+
+def sweep_report(run_dirs: list[str | Path], archs: list[str | None] | None = None, *, seeds: list[int] | None = None,
+                 overrides: list[str] | None = None, baseline: bool = True,
+                 data_root: str | None = None) -> JobReport[list[Results]]:
+    """Evaluate run directories × archs × seeds as one job list (Results in (run dir, arch) order + the job report)."""
+    datasets = _Datasets(data_root)
+    cells = [run_cell(r, arch=a, seeds=seeds, overrides=overrides, baseline=baseline, datasets=datasets)
+             for r in run_dirs for a in (archs or [None])]
+    return run_cells_report(cells)
 
 
 def sweep(run_dirs: list[str | Path], archs: list[str | None] | None = None, *, seeds: list[int] | None = None,
           overrides: list[str] | None = None, baseline: bool = True, data_root: str | None = None) -> list[Results]:
-    """Evaluate run directories × archs × seeds as one job list; returns the Results in (run dir, arch) order."""
-    datasets = _Datasets(data_root)
-    cells = [run_cell(r, arch=a, seeds=seeds, overrides=overrides, baseline=baseline, datasets=datasets)
-             for r in run_dirs for a in (archs or [None])]
-    return run_cells(cells)
+    """:func:`sweep_report`'s Results."""
+    return sweep_report(run_dirs, archs, seeds=seeds, overrides=overrides, baseline=baseline, data_root=data_root).value or []
