@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -35,6 +37,26 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Exclusive lock beside ``path``: two ``mmdistill bench`` runs of one suite merge rows without losing any."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def merge_rows(path: Path, cell_ids: list[str], new: list[dict[str, Any]]) -> None:
+    """Replace the rows of ``cell_ids`` in ``path`` by ``new``: read, merge and write under the lock, so rows
+    written meanwhile by another bench process survive."""
+    with _locked(path):
+        rows = [r for r in load_rows(path) if r.get("cell") not in cell_ids] + new
+        atomic_write_json(path, rows)
+
+
 def run_suite(suite: str, out_dir: Path, only: list[str] | None = None, jobs: int = 1, data_root: str | None = None,
               render_only: bool = False) -> Path:
     bench_dir = out_dir / "benchmarks"
@@ -48,7 +70,6 @@ def run_suite(suite: str, out_dir: Path, only: list[str] | None = None, jobs: in
         if not cells:
             raise ConfigError(f"--only {only} matches no cell of suite {suite!r}")
     path = bench_dir / f"{suite}.json"
-    rows = load_rows(path)
     t0 = time.perf_counter()
 
     def one(cell: Cell) -> list[dict[str, Any]]:
@@ -60,7 +81,6 @@ def run_suite(suite: str, out_dir: Path, only: list[str] | None = None, jobs: in
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
         for cell, new in zip(cells, ex.map(one, cells)):
-            rows = [r for r in rows if r.get("cell") not in cell.ids] + new
-            atomic_write_json(path, rows)  # every finished cell is kept even if a later one fails
+            merge_rows(path, list(cell.ids), new)  # every finished cell is kept even if a later one fails
     print(f"[bench] suite {suite}: {len(cells)} cells in {time.perf_counter() - t0:.0f} s -> {path}")
     return render(bench_dir, out_dir / "BENCHMARKS.md")
