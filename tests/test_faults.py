@@ -1,5 +1,5 @@
 """Fault tests (issue 8): kill -9 at seeded random points of a distillation, an expert-buffer run and an
-evaluation, resume until done, and compare with an uninterrupted run (bitwise on CPU); after every kill no
+evaluation sweep (``mmdistill sweep``), resume until done, and compare with an uninterrupted run (bitwise on CPU); after every kill no
 file in the output directory may be corrupt (see ``faultlib.scan_dir``).
 
 Each loop runs the real CLI in a subprocess with one thread. Default: ``MMDISTILL_FAULT_KILLS`` (3) kills per
@@ -188,3 +188,72 @@ def test_expert_buffer_kill9_resume_is_bitwise_and_leaves_no_corrupt_file(tmp_pa
     assert st.problems == []
     assert st.completions >= 1 and all(st.episodes_equal), (st.differences, st.history)
     assert scan_dir(cache)[0] == []
+
+
+# ------------------------------------------------------------------------------------------- evaluation sweep
+SWEEP_EVAL = ["--seeds", "3", "--set=epochs=2", "--set=min_steps=20", "--set=width=8", "--set=depth=2"]
+AV_SMALL = ["--set=data.n_mels=16", "--set=data.frames=16"]
+
+
+def _strip_wall(o):  # noqa: ANN001, ANN202
+    """Results without wall-clock fields (everything else must match bitwise)."""
+    if isinstance(o, dict):
+        return {k: _strip_wall(v) for k, v in o.items() if not k.endswith("wall_s")}
+    if isinstance(o, list):
+        return [_strip_wall(v) for v in o]
+    return o
+
+
+def _sweep_outputs(runs: Path) -> dict:
+    out = {}
+    for f in sorted(runs.rglob("*.json")):
+        if f.name == "manifest.json":
+            continue
+        out[str(f.relative_to(runs))] = _strip_wall(json.loads(f.read_text(encoding="utf-8")))
+    return out
+
+
+def test_evaluation_sweep_kill9_resume_is_bitwise_and_leaves_no_corrupt_file(tmp_path, av_root, monkeypatch):
+    from mmdistill.cli import main
+
+    monkeypatch.setenv("MMDISTILL_CACHE", str(tmp_path / "cache"))
+    base = tmp_path / "base"
+    common = ["--dataset", "av-digits", "--quiet", "--data-root", str(av_root), *AV_SMALL]
+    assert main(["distill", "--method", "random", "--ipc", "1", "--out", str(base / "random"), *common]) == 0
+    assert main(["distill", "--method", "herding", "--ipc", "2", "--set=params.proxy.epochs=1", "--out", str(base / "herding"),
+                 *common]) == 0
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    shutil.copytree(base, ref)
+    shutil.copytree(base, out)
+    names = ("random", "herding")
+
+    def cmd(d: Path) -> list[str]:
+        return cli("sweep", *[str(d / n) for n in names], "--data-root", str(av_root), *SWEEP_EVAL)
+
+    t0 = time.time()
+    p = run_cli(cmd(ref), cli_env(tmp_path / "cache"))
+    assert p.returncode == 0, p.stderr
+    want = _sweep_outputs(ref)
+    jobs = sorted(ref.rglob("eval/*/*.json"), key=lambda f: f.stat().st_mtime)
+    assert len(jobs) == 12 and all((ref / n / "results.json").is_file() for n in names)
+    unit_s = (jobs[-1].stat().st_mtime - jobs[0].stat().st_mtime) / (len(jobs) - 1)
+    startup_s = jobs[0].stat().st_mtime - t0 - unit_s
+
+    def compare() -> list[str]:
+        got = _sweep_outputs(out)
+        return [f"{k} differs" for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)]
+
+    def fresh() -> None:
+        for n in names:
+            shutil.rmtree(out / n / "eval", ignore_errors=True)
+            for f in (out / n).glob("results*.json"):
+                f.unlink()
+
+    st = kill_loop(cmd(out), cli_env(tmp_path / "cache"), out, N_KILLS, SEED + 2, startup_s=max(0.5, startup_s),
+                   unit_s=unit_s, progress=lambda: len(list(out.rglob("eval/*/*.json"))),
+                   finished=lambda: all((out / n / "results.json").is_file() for n in names), compare=compare,
+                   fresh=fresh, targets=("seed", "baseline-seed", "results"))
+    _report("evaluation sweep (2 runs x 3 seeds + baselines)", st)
+    assert st.kills == N_KILLS
+    assert st.problems == []
+    assert st.completions >= 1 and all(st.episodes_equal), (st.differences, st.history)
