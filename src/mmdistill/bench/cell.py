@@ -47,6 +47,7 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
     distill_cpu: list[float] = []  # this process's CPU seconds of the distillation alone (robust to a loaded box)
     experts_s: float | None = None  # one-off expert-buffer training (trajectory family, MDM): reported, not added
     s_per_iter: list[float] = []
+    cpu_s_per_iter: list[float] = []  # CPU seconds per iteration: comparable across cells run under different load
     per_arch: dict[str, list[dict[str, float]]] = {a: [] for a in archs}
     protocols: dict[str, dict[str, Any]] = {}
     if cell.method == "full":
@@ -69,6 +70,7 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
                 experts_s = _experts_wall_s(dist)
                 if dist.iterations:
                     s_per_iter.append(distill_s[-1] / dist.iterations)
+                    cpu_s_per_iter.append(distill_cpu[-1] / dist.iterations)
                 eval_seeds = cell.seeds if cell.syn_seeds is not None else [s]
                 for a in archs:
                     proto = default_protocol(train.task, arch=a, **{**cell.eval, "seeds": eval_seeds})
@@ -108,6 +110,9 @@ def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
         if s_per_iter:
             arows.append({**base, "metric": "s_per_iter", "mean": sum(s_per_iter) / len(s_per_iter),
                           "std": _std(s_per_iter), "per_seed": s_per_iter})
+        if cpu_s_per_iter:
+            arows.append({**base, "metric": "cpu_s_per_iter", "mean": sum(cpu_s_per_iter) / len(cpu_s_per_iter),
+                          "std": _std(cpu_s_per_iter), "per_seed": cpu_s_per_iter})
         arows.append({**base, "metric": "peak_rss_mb", "mean": peak, "std": 0.0, "per_seed": [peak]})
         p = dict(protocols.get(a, {}))
         p["eval_seeds"] = cell.seeds

@@ -37,6 +37,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .vl_tm_followups import check_followups, followup_cells, speed_buffers
+
 if TYPE_CHECKING:  # imported lazily below: suites.py imports this module to register the suite
     from .suites import Cell
 
@@ -121,6 +123,7 @@ def vl() -> list[Cell]:
             cells.append(Cell("vl", DATASET, m, b, "pairs", data=dict(DATA), eval=dict(ev), seeds=list(SEEDS), params=p,
                               syn_seeds=list(SYN_SEEDS)))
     cells += mdm_cells(bufs, ev)
+    cells += followup_cells(bufs, ev)
     for m in ("mtt-vl", "tesla-vl"):
         for steps in MEM_STEPS:
             p = {**method_params(m), "buffer": str(bufs[m][1]), "experts": bufs[m][0],
@@ -153,7 +156,7 @@ def prepare(cell: Cell, data_root: str | None) -> None:
     from ..experts.buffers import ExpertConfig, ensure_buffer
 
     ds = None
-    for ex, path in _buffers().values():
+    for ex, path in [*_buffers().values(), *speed_buffers(_buffers())]:
         cfg = from_dict(ExpertConfig, ex, where="vl suite experts")
         if (path / "manifest.json").is_file() and len(list(path.glob("expert_*.safetensors"))) >= cfg.num_experts:
             continue
@@ -191,7 +194,7 @@ def check_vl(rows: list[dict[str, Any]]) -> list[str]:
     rb, lo = _row(rows, "repblend", "s_per_iter"), _row(rows, "lors", "s_per_iter")
     if rb and lo:
         ratio = rb["mean"] / lo["mean"]
-        out.append(f"- RepBlend s/iter <= 0.2 x LoRS s/iter (100 pairs): **{'met' if ratio <= 0.2 else 'MISSED'}** "
+        out.append(f"- RepBlend s/iter <= 0.2 x LoRS s/iter (100 pairs, quick config: width-32 encoder; width 128 below): **{'met' if ratio <= 0.2 else 'MISSED'}** "
                    f"({rb['mean']:.3f} vs {lo['mean']:.3f} s/iter, ratio {ratio:.3f})")
     else:
         out.append("- RepBlend s/iter <= 0.2 x LoRS: missing rows")
@@ -300,3 +303,5 @@ def register() -> None:
         checks.append(check_vl)
     if check_mdm not in checks:
         checks.append(check_mdm)
+    if check_followups not in checks:
+        checks.insert(1, check_followups)
