@@ -147,6 +147,15 @@ def _dm(root: Path) -> dict[str, float]:
     return out
 
 
+def _dm_killed_and_resumed(root: Path) -> None:
+    """(3b) a 2-rank DM run stopped after 2 of 3 iterations (checkpoint at 2), then resumed by 2 ranks."""
+    from mmdistill.runs import distill
+
+    out = root / "dm" / "dm-summed-resumed"
+    distill(_dm_cfg("dm", "summed"), out, progress=False, stop_after=2)
+    distill(_dm_cfg("dm", "summed"), out, progress=False, resume=True)
+
+
 def _failures(root: Path) -> list[str]:
     """A job failing on rank 1 and a rank-0 setup failing: every rank raises (nobody hangs in a collective)."""
     def boom(i: int) -> None:
@@ -167,7 +176,9 @@ def _failures(root: Path) -> list[str]:
 def _all(root: str):
     register_tiny()
     root = Path(root)
-    return dctx.rank(), dctx.world(), _buffer_and_bank(root), _sweep_cli(root), _dm(root), _failures(root)
+    out = dctx.rank(), dctx.world(), _buffer_and_bank(root), _sweep_cli(root), _dm(root), _failures(root)
+    _dm_killed_and_resumed(root)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +304,12 @@ def test_torchrun_cli_smoke(dist_run, tmp_path):
     assert "2 evaluation jobs over 2 process(es): 2 run, 0 already finished" in proc.stdout
     got, want = _results(run, "results.lenet.json"), _results(src, "results.lenet.json")
     assert got["metrics"] == want["metrics"] and "random_subset_same_size" not in got
+
+
+def test_dm_two_ranks_resume_is_bitwise(dist_run):
+    a, b = dist_run["one"] / "dm" / "dm-summed", dist_run["two"] / "dm" / "dm-summed-resumed"
+    sa, sb = load_file(str(a / "synthetic.safetensors")), load_file(str(b / "synthetic.safetensors"))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    log = _log(b)
+    assert [r.get("event") for r in log if "event" in r] == ["start", "resume", "done"]
+    assert [r for r in log if "event" not in r] == [r for r in _log(a) if "event" not in r]
