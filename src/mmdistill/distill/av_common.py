@@ -125,6 +125,11 @@ class AVMatchDistiller(Distiller):
                 for dst, src in zip(self.syn[m], ts):
                     dst.copy_(src.to(self.device))
         self.opt.load_state_dict(state["opt"])
+        # momentum buffers come from the checkpoint, hyper-parameters from the config: "lower the learning rate
+        # and --resume" after a divergence must take effect (load_state_dict restores the saved lr); an unchanged
+        # config gives the same values, so resume stays exact
+        for g, lr in zip(self.opt.param_groups, (self.cfg.lr_audio, self.cfg.lr_visual)):
+            g["lr"], g["momentum"] = lr, self.cfg.momentum
 
     def export(self) -> SyntheticSet:
         meta = self.base_meta()

@@ -133,13 +133,25 @@ def _set_rng_state(s: dict[str, Any]) -> None:
     random.setstate(s["python"])
 
 
+def _last_good(run_dir: Path) -> str:
+    ckpt = run_dir / CHECKPOINT
+    if ckpt.is_file():
+        return f"The last good checkpoint is {ckpt} (resume with --resume after lowering the learning rate)."
+    return "No checkpoint was written yet; rerun after lowering the learning rate."
+
+
 def _check_finite(logs: dict[str, float], it: int, run_dir: Path) -> None:
     bad = [k for k, v in logs.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
-        raise DivergenceError(
-            f"iteration {it}: {', '.join(bad)} became NaN/inf; stopped. The last good checkpoint is "
-            f"{run_dir / CHECKPOINT} (resume with --resume after lowering the learning rate)."
-        )
+        raise DivergenceError(f"iteration {it}: {', '.join(bad)} became NaN/inf; stopped. {_last_good(run_dir)}")
+
+
+def _nonfinite_state(obj: Any, prefix: str = "") -> list[str]:
+    """Names of the floating tensors in a (nested) state dict holding NaN/inf."""
+    if isinstance(obj, torch.Tensor):
+        return [prefix or "state"] if (obj.is_floating_point() or obj.is_complex()) and not torch.isfinite(obj).all() else []
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    return [n for k, v in items for n in _nonfinite_state(v, f"{prefix}.{k}" if prefix else str(k))]
 
 
 def _load_checkpoint(path: Path, distiller: Distiller) -> dict[str, Any]:
@@ -213,7 +225,12 @@ def run(
     total = distiller.iterations
 
     def save_ckpt(next_it: int) -> None:
-        state = {"distiller": distiller.state_dict(), "rng": _rng_state(), "next_it": next_it}
+        dstate = distiller.state_dict()
+        bad = _nonfinite_state(dstate)
+        if bad:  # the logged numbers can be finite while the update itself overflowed: never checkpoint that
+            raise DivergenceError(f"iteration {next_it - 1}: state {', '.join(bad[:4])} became NaN/inf; stopped. "
+                                  f"{_last_good(run_dir)}")
+        state = {"distiller": dstate, "rng": _rng_state(), "next_it": next_it}
         atomic_write_with(ckpt_path, lambda p: torch.save(state, p))
 
     bar = tqdm(range(start, total), initial=start, total=total, desc=f"{distiller.name}", disable=not progress or total == 0 or not main,
