@@ -6,7 +6,8 @@ FSDD archive and the archive itself (``av-digits``), the MNIST CSV, images (``lo
 karpathy), COCO caption JSON (``coco-mini``), Karpathy JSON (``karpathy``), the emoji caption TSV, AVDD tensor
 files (``av-prepared``), synthetic sets (``synthetic.safetensors`` + ``manifest.json``), expert buffers and run
 checkpoints. MiniLM is replaced by a stub (``encode_texts``) so the caption path runs without loading the model.
-Deterministic (``derandomize=True``), example counts kept small so the file takes well under a minute.
+Deterministic (``derandomize=True``), example counts kept small so the file takes well under a minute;
+``MMDISTILL_FUZZ_SCALE=10`` multiplies them for a longer session.
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ from PIL import Image
 from data_fixtures import SHARED, wav_bytes
 from mmdistill.errors import MMDistillError
 
+SCALE = float(os.environ.get("MMDISTILL_FUZZ_SCALE", "1"))  # e.g. 10 for a long local fuzzing session
+
+
+def n(k: int) -> int:
+    return max(1, int(k * SCALE))
+
+
 # no "explain" phase: its line tracer makes torch calls 100x slower on Python < 3.12
-FUZZ = settings(deadline=timedelta(seconds=20), derandomize=True, database=None, max_examples=30,
+FUZZ = settings(deadline=timedelta(seconds=20), derandomize=True, database=None, max_examples=n(30),
                 phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large, HealthCheck.filter_too_much])
@@ -167,7 +175,7 @@ def _load_av(root: Path):  # noqa: ANN202
     return ds
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=n(60))
 @given(wav=wav_inputs())
 @example(wav=_wav(1, 1, 2**31 - 1, 16, bytes(800), None))  # absurd declared rate: resampling would need 320 GB
 @example(wav=_wav(1, 2, 1, 16, bytes(4000), None))
@@ -177,7 +185,7 @@ def test_fuzz_wav_member_of_fsdd_archive(wav):
         _load_av(_av_root(Path(d), {**GOOD_MEMBERS, "recordings/3_alice_7.wav": wav}))
 
 
-@settings(FUZZ, max_examples=15)
+@settings(FUZZ, max_examples=n(15))
 @given(data=st.data())
 def test_fuzz_fsdd_archive_and_mnist_csv(data):
     good_tar = io.BytesIO()
@@ -250,7 +258,7 @@ def image_inputs(draw) -> bytes:  # noqa: ANN001
     return data[: draw(st.integers(0, len(data) - 1))]
 
 
-@settings(FUZZ, max_examples=80)
+@settings(FUZZ, max_examples=n(80))
 @given(blob=image_inputs(), ext=st.sampled_from([".jpg", ".png", ".gif"]))
 def test_fuzz_image_file(blob, ext):
     from mmdistill.data._common import load_image
@@ -338,7 +346,7 @@ def _coco_base() -> dict:
 COCO_BASE = _coco_base()
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=n(60))
 @given(blob=mutated_json(COCO_BASE))
 def test_fuzz_coco_caption_json(blob):
     from mmdistill.data import load_dataset
@@ -351,7 +359,7 @@ def test_fuzz_coco_caption_json(blob):
             typed_or_ok(load_dataset, "coco-mini", split, str(root), image_size=8)
 
 
-@settings(FUZZ, max_examples=10)
+@settings(FUZZ, max_examples=n(10))
 @given(blob=image_inputs())
 def test_fuzz_coco_image_through_the_loader(blob):
     from mmdistill.data import load_dataset
@@ -374,7 +382,7 @@ def _karpathy_base() -> list:
     return rows
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=n(60))
 @given(blob=mutated_json(_karpathy_base()))
 def test_fuzz_karpathy_json(blob):
     from mmdistill.data import load_dataset
@@ -388,7 +396,7 @@ def test_fuzz_karpathy_json(blob):
                     image_root=str(root / "coco-mini-cc" / "images"), image_size=8)
 
 
-@settings(FUZZ, max_examples=20)
+@settings(FUZZ, max_examples=n(20))
 @given(data=st.data())
 def test_fuzz_emoji_caption_tsv(data):
     from mmdistill.data.emoji import TSV_COLUMNS, read_tsv
@@ -435,7 +443,7 @@ def synthetic_edits(draw) -> tuple[str, object]:  # noqa: ANN001
     return kind, draw(st.randoms(use_true_random=False))
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=n(100))
 @given(edit=synthetic_edits(), data=st.data())
 def test_fuzz_synthetic_set_files(edit, data):
     from mmdistill.io import sha256_bytes
@@ -493,7 +501,7 @@ def test_fuzz_synthetic_set_files(edit, data):
             out.validate()
 
 
-@settings(FUZZ, max_examples=80)
+@settings(FUZZ, max_examples=n(80))
 @given(data=st.data())
 def test_fuzz_av_prepared_tensor_files(data):
     from safetensors.torch import save as st_save
@@ -537,7 +545,7 @@ def test_fuzz_av_prepared_tensor_files(data):
                     audio_norm=data.draw(st.sampled_from(["raw_db", "standardize"])))
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=n(60))
 @given(data=st.data())
 def test_fuzz_expert_buffer_files(data):
     from safetensors.torch import save as st_save
@@ -573,7 +581,7 @@ def test_fuzz_expert_buffer_files(data):
                 assert out.shape == (5,)
 
 
-@settings(FUZZ, max_examples=12)
+@settings(FUZZ, max_examples=n(12))
 @given(data=st.data())
 def test_fuzz_run_checkpoint(data, tmp_path):
     """A corrupt checkpoint makes ``--resume`` fail with a typed error naming it, never a raw unpickling error."""
