@@ -92,3 +92,18 @@ def test_cli_nan_exits_2_with_a_clear_message_and_a_resumable_checkpoint(tmp_pat
     assert main(["distill", *args, six, "--out", str(d), "--resume"]) == 0
     got, want = SyntheticSet.load(d), SyntheticSet.load(ref)
     assert set(got.tensors) == set(want.tensors) and all(torch.equal(got.tensors[k], want.tensors[k]) for k in want.tensors)
+
+
+def test_resume_removes_temp_files_of_killed_writes(tmp_path):
+    from test_runloop import ToyConfig
+
+    d = tmp_path / "run"
+    run(Toy(ToyConfig(), _ds(), Budget(2, "ipc"), seed=0), d, checkpoint_every=2, progress=False, stop_after=4)
+    stale = [d / "checkpoint" / ".state.pt.abc123.tmp", d / ".log.jsonl.x1.tmp", d / ".synthetic.safetensors.q.tmp"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    keep = d / ".other.json.z.tmp"  # not the run loop's: left alone
+    keep.write_bytes(b"")
+    run(Toy(ToyConfig(), _ds(), Budget(2, "ipc"), seed=0), d, checkpoint_every=2, progress=False, resume=True)
+    assert not any(p.exists() for p in stale) and keep.exists()
+    assert SyntheticSet.load(d).tensors["a"].shape == (4, 3)

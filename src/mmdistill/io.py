@@ -6,6 +6,7 @@ renames it over the target (``os.replace`` is atomic on POSIX).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -29,6 +30,21 @@ def _atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
         tmp_path.unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete the temporary files killed atomic writes of ``path`` left behind (``.<name>.*.tmp``); their count.
+
+    Only for a writer that owns ``path`` (no other process writing it at the same time), e.g. a run resuming.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return 0
+    n = 0
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

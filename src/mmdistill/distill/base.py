@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..data.paired import PairedDataset
 from ..dist.context import barrier, context as dist_context
 from ..errors import ConfigError, DivergenceError, IntegrityError
-from ..io import append_jsonl, atomic_write_with
+from ..io import append_jsonl, atomic_write_with, remove_stale_temps
 from ..registry import Registry
 from ..seed import derive_seed, seed_everything
 from ..synth import SyntheticSet
@@ -211,6 +211,9 @@ def run(
     seed_everything(derive_seed(distiller.seed, "init"))
     distiller.init()
     start = 0
+    if main:  # temp files of checkpoint/log writes a kill interrupted (ignored by every loader, but they pile up)
+        for p in (ckpt_path, log_path, run_dir / "synthetic.safetensors", run_dir / "manifest.json"):
+            remove_stale_temps(p)
     if resume and ckpt_path.is_file():
         state = _load_checkpoint(ckpt_path, distiller)
         start = int(state["next_it"])
