@@ -250,6 +250,16 @@ def check_mdm(rows: list[dict[str, Any]]) -> list[str]:
             out.append(f"  - time missed by {ratio / 0.1:.1f}x: MDM would need <= {0.1 * lw['mean']:.1f} s wall.")
             z = _row(rows, "mdm-iters-0", "distill_wall_s")
             zc = _row(rows, "mdm-iters-0", "distill_cpu_s")
+            it = _row(rows, MDM, "distill_cpu_s")
+            lsi = _row(rows, "lors", "s_per_iter")
+            if zc and it and lsi and lc:
+                n_it = int(method_params(MDM).get("iterations", 20)) or 1
+                per = (it["mean"] - zc["mean"]) / n_it
+                lors_per = lc["mean"] / max(1, int(method_params("lors").get("iterations", 40)))
+                out.append(f"  - per iteration: MDM {per:.3f} s CPU (teacher merge + forward of the real and synthetic "
+                           f"batches + backward to the data) vs LoRS {lors_per:.3f} s CPU; but LoRS's emoji config runs only "
+                           f"{method_params('lors').get('iterations')} iterations (the papers' LoRS needs 850-2350 to its best, MDM "
+                           "Table 3 in vl-distillation.md §3).")
             if z:
                 out.append(f"  - floor: the k-means initialisation alone (iterations 0: teacher features of all "
                            f"real pairs + scikit-learn k-means) takes {z['mean']:.1f} s wall"
@@ -289,7 +299,34 @@ def _fmt3(r) -> str:
 
 
 # Notes rendered under the MDM table (experiments behind the emoji config; numbers from the runs named here).
-MDM_NOTES: list[str] = []
+MDM_NOTES: list[str] = [
+    "Notes (MDM on emoji):",
+    "",
+    "- Configuration: `configs/vl/mdm_emoji.yaml` keeps the paper's loss (λ 0.8/0.8, σ 0.5, unbiased, sqrt), α 0.5, "
+    "momentum 0.5, clip 1.0 and synthetic batch 64; CPU-scale choices: 20 iterations, lr_img 100 / lr_txt 0.1 (the "
+    "paper's lr 100 on our unit-norm MiniLM text vectors collapses retrieval, `mdm-paper-lr`), real batch 64 "
+    "(`mdm-real-256` is the script's 256), k-means seeded with random pairs (the code's KMeans; k-means++ cost 0.8 s "
+    "CPU more). lr_txt was chosen by a one-evaluation-seed sweep before these runs (20 iterations: lr_txt 100 → 2.3, "
+    "10 → 6.8, 1 → 10.9, 0.1 → 13.6-14.0, 0.01 → 11.8; init only 11.9); the `mdm-lr-*` rows re-measure it with 3 seeds.",
+    "- Why the time target is missed with the shipped config: the 20 iterations, not the initialisation. The k-means "
+    "initialisation alone (`mdm-iters-0`) already beats LoRS's r_mean by ~7 points in < 0.1 x LoRS's wall time, and "
+    "5 iterations (`mdm-iters-5`) stay inside the 10 % budget; more iterations do not buy significant quality at this "
+    "scale (0 / 5 / 20 / 80 iterations within about one point, 80 slightly lower). LoRS's emoji config runs only 40 "
+    "iterations, so the paper's 93-98 % reduction (LoRS at 850-2350 iterations) has little to cut here. We kept "
+    "20 iterations (chosen from the sweep before the target was measured) rather than re-tuning to the target.",
+    "- Teachers: the paper's ranking (mixed > naive > expert >> pretrained) does not reproduce. Here every teacher "
+    "lands within a few points (this run: pretrained and expert highest, mixed and naive lowest; an earlier run with "
+    "k-means++ seeding, commit 627914a, ranked naive first and mixed last), and since each teacher also builds its "
+    "own k-means init and each cell distils one set, these gaps are mostly set-level noise. Likely cause: weak "
+    "experts (3 epochs at batch 1024: final InfoNCE 6.1 vs 6.9 at chance; their heads move 5 % of their norm), so "
+    "a merge of two checkpoints is close to its anchor (mean Model-Stock t = 0.53 over 30 draws; merged heads 37 % of "
+    "the way from the fresh anchor head to an expert's, measured with `MDM.teacher()` on the suite's buffer). The "
+    "expert-init anchor gives the same r_mean as the paper's fresh-head anchor, so the anchor is not the issue.",
+    "- Loss terms: InfoNCE alone, without either GKE term, and all terms are within noise of each other (the paper's "
+    "spread is 21.0-21.9); init matters most (noise init 1.6 vs real pairs 14-15; the paper: 0.5 vs 20.6-21.9).",
+    "- One distilled set per cell (syn seed 0), evaluated by 3 seeds: the ± covers evaluation noise only, so "
+    "differences of one to two points between ablation rows are within the noise of the set itself.",
+]
 
 
 def register() -> None:
