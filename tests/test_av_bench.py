@@ -68,3 +68,11 @@ def test_calibration_cells_are_the_davdd_cell_plus_their_overrides():
         assert cell.syn_seeds == [0] and cell.extra_archs == [] and cfg.iterations == cells["davdd"].params["iterations"]
     text = "\n".join(calibration_lines([_row("av-digits-hard", "dm", 1, 35.0)]))
     assert "dm 35.00 ± 1.00" in text and "| base | `{}` |" in text and "avdd n/a" in text
+
+
+def test_speed_line_reports_cpu_seconds_when_recorded():
+    rows = [_row("av-digits", "davdd", 10, 90.0), _row("av-digits", "davdd", 10, 300.0, 0.0, "distill_wall_s"),
+            _row("av-digits", "davdd", 10, 120.0, 0.0, "distill_cpu_s"), _row("av-digits", "dm", 10, 0.5, 0.0, "s_per_iter"),
+            _row("av-digits", "dm", 10, 0.4, 0.0, "cpu_s_per_iter")]
+    text = "\n".join(check_av(rows))
+    assert "distillation 300 s wall, 120 CPU s to the reported 90.00 % fused" in text and "dm IPC 10 0.50 (0.40 CPU)" in text

@@ -197,7 +197,9 @@ def _speed_lines(rows: list[dict[str, Any]]) -> list[str]:
             out.append(f"- Speed, quick-config DAVDD IPC 10 on {d} in ≤ 15 min: **not evaluated** (no davdd IPC 10 row).")
             continue
         ok = w["mean"] <= SPEED_LIMIT_S
-        out.append(f"- Speed, quick-config DAVDD IPC 10 on {d}: distillation {w['mean']:.0f} s wall to the reported "
+        cpu = _acc(rows, d, "davdd", 10, metric="distill_cpu_s")
+        cpu_txt = f", {cpu['mean']:.0f} CPU s" if cpu is not None else ""
+        out.append(f"- Speed, quick-config DAVDD IPC 10 on {d}: distillation {w['mean']:.0f} s wall{cpu_txt} to the reported "
                    f"{acc['mean']:.2f} % fused (limit {SPEED_LIMIT_S} s; load {w.get('load_avg_1m', float('nan')):.1f}; "
                    f"includes the bank training when the bank was not cached) → **{'holds' if ok else 'MISSED'}**.")
         speed = []
@@ -205,9 +207,12 @@ def _speed_lines(rows: list[dict[str, Any]]) -> list[str]:
             for ipc in IPCS:
                 r = _acc(rows, d, m, ipc, metric="s_per_iter")
                 if r is not None:
-                    speed.append(f"{m} IPC {ipc} {r['mean']:.2f} (load {r.get('load_avg_1m', float('nan')):.1f})")
+                    c = _acc(rows, d, m, ipc, metric="cpu_s_per_iter")
+                    speed.append(f"{m} IPC {ipc} {r['mean']:.2f}" + (f" ({c['mean']:.2f} CPU)" if c is not None else "")
+                                 + f" (load {r.get('load_avg_1m', float('nan')):.1f})")
         if speed:
-            out.append(f"  s/iter on {d} (quick configs, 1 intra-op thread, shared 2-core box): " + "; ".join(speed) + ".")
+            out.append(f"  s/iter on {d} (wall, CPU where recorded; quick configs, 1 intra-op thread, shared 2-core box): "
+                       + "; ".join(speed) + ".")
     return out
 
 
