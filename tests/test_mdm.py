@@ -356,10 +356,22 @@ def test_mdm_emoji_config_runs_two_iterations(tmp_path, monkeypatch):
     assert cfg.params["lr_txt"] == 0.1 and syn.meta["teacher"]["kind"] == "mixed"
 
 
-@pytest.mark.parametrize("name", ["mdm_flickr30k.yaml", "mdm_coco.yaml"])
-def test_mdm_paper_config_runs_on_karpathy_fixture(name, tmp_path, karpathy_fixture, monkeypatch):  # noqa: F811
+@pytest.mark.parametrize("name,lr", [("mdm_flickr30k.yaml", 100), ("mdm_coco.yaml", 1000), ("mdm_emoji.yaml", 100)])
+def test_mdm_configs_resolve_to_paper_values(name, lr):
+    from mmdistill.config import load_yaml
+    from mmdistill.distill.mdm import MDMConfig
+
+    cfg = from_dict(MDMConfig, load_yaml(CONFIG_DIR / name)["params"])  # unknown keys / bad values raise
+    assert (cfg.w_agr, cfg.w_dis, cfg.sigma_agr, cfg.sigma_dis, cfg.merge_alpha) == (0.8, 0.8, 0.5, 0.5, 0.5)
+    assert (cfg.w_nce, cfg.momentum, cfg.grad_clip, cfg.batch_syn, cfg.teacher, cfg.init) == (1.0, 0.5, 1.0, 64, "mixed", "kmeans")
+    assert cfg.lr_img == lr and cfg.experts.mode == "full"  # Table S3 (100 pairs); the trajectory family's buffer
+
+
+def test_mdm_paper_config_runs_on_karpathy_fixture(tmp_path, karpathy_fixture, monkeypatch):  # noqa: F811
+    """One paper-scale config end to end (the other differs only in lr and paths, checked above)."""
     from mmdistill.config import load_yaml
 
+    name = "mdm_coco.yaml"
     monkeypatch.setenv("MMDISTILL_CACHE", str(tmp_path / "cache"))
     k = karpathy_fixture
     ov = MDM_CHEAP + [f"data.ann_dir={k['ann']}", f"data.image_root={k['images']}", "data.image_size=32", "data.name=fixture",
