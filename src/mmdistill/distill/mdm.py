@@ -20,12 +20,15 @@ matrix. Learned tensors: the synthetic pixels and text vectors only. Per outer i
 3. **Loss**: ``w_nce``·InfoNCE(synthetic pairs) + ``w_agr``·GKE(Uˢ, Uʳ) + ``w_dis``·GKE(Gˢ, Gʳ) with
    u = normalize(ẑᵛ + ẑᵗ) (agreement), g = normalize(ẑᵛ − ẑᵗ) (discrepancy), the geodesic Gaussian kernel
    (σ = 0.5) and unbiased off-diagonal intra-set means (:mod:`.kernels`). Logits = exp(log(1/τ))·cos, τ = 0.07.
+   An unbiased MMD² below 0 is clamped to 0 before the square root (as the code), so a term whose two batches
+   already match within the estimator's noise gives no gradient that iteration (``unbiased: false`` always pushes).
 4. **Update**: SGD, momentum 0.5, on pixels (``lr_img``) and text vectors (``lr_txt``) after clipping the
    gradient norm at 1.0 (``clip: joint`` = one norm over both, as the code's ``clip_grad_norm_([img, txt])``).
 
 **Initialisation** (``init``): ``kmeans`` (paper) = k-means (scikit-learn, K = N) on the joint embedding
 [ẑᵛ; ẑᵗ] of all real pairs under one teacher drawn from the init seed, each synthetic pair seeded by the
-real pair nearest its centroid (:mod:`.kmeans_init`); ``random`` = N random real pairs; ``noise`` = per-channel
+real pair nearest its centroid (:mod:`.kmeans_init`; centroids seeded with random pairs like the code's KMeans,
+``kmeans_seeding: k-means++`` optional); ``random`` = N random real pairs; ``noise`` = per-channel
 Gaussian pixels and Gaussian text vectors with the real mean/std.
 
 Where the public code and the paper differ (spec §5 "Code details"), the fields take the paper's value and
