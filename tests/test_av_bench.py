@@ -76,3 +76,13 @@ def test_speed_line_reports_cpu_seconds_when_recorded():
             _row("av-digits", "dm", 10, 0.4, 0.0, "cpu_s_per_iter")]
     text = "\n".join(check_av(rows))
     assert "distillation 300 s wall, 120 CPU s to the reported 90.00 % fused" in text and "dm IPC 10 0.50 (0.40 CPU)" in text
+
+
+def test_ipc10_line_locates_the_modality_davdd_loses():
+    rows = [_row("av-digits-hard", "full", 2700, 80.0)]
+    for m, (f, a, v) in {"herding": (57.0, 43.0, 38.0), "davdd": (30.0, 19.0, 39.0), "davdd-no-private": (54.0, 40.0, 40.0)}.items():
+        rows += [_row("av-digits-hard", m, 10, f), _row("av-digits-hard", m, 10, a, metric="audio_acc"),
+                 _row("av-digits-hard", m, 10, v, metric="visual_acc")]
+    text = "\n".join(check_av(rows))
+    assert "herding 57.0/43.0/38.0, davdd 30.0/19.0/39.0, davdd-no-private 54.0/40.0/40.0" in text
+    assert "Best DAVDD variant: davdd-no-private (54.0 = 67.5 % of full); davdd moves audio -24.0 and visual +1.0" in text

@@ -179,8 +179,28 @@ def check_av(rows: list[dict[str, Any]]) -> list[str]:
                   if (r := _acc(rows, d, m, 10)) is not None and full["mean"]]
         if others:
             out.append(f"  For comparison, retained at IPC 10 on {d}: " + ", ".join(others) + ".")
+        out += _ipc10_modality_lines(rows, d, full)
     cal = calibration_lines(rows)
     return out + ([""] + cal if cal else [])
+
+
+def _ipc10_modality_lines(rows: list[dict[str, Any]], d: str, full: dict[str, Any] | None) -> list[str]:
+    """Where DAVDD loses at IPC 10: per-modality accuracy of davdd and its ablations vs their herding init."""
+    labels = ["herding", "davdd", *ABLATIONS]
+    got = {m: {k: _acc(rows, d, m, 10, metric=k) for k in ("fused_acc", "audio_acc", "visual_acc")} for m in labels}
+    got = {m: v for m, v in got.items() if all(x is not None for x in v.values())}
+    if "herding" not in got or "davdd" not in got or len(got) < 3:
+        return []
+    parts = [f"{m} {v['fused_acc']['mean']:.1f}/{v['audio_acc']['mean']:.1f}/{v['visual_acc']['mean']:.1f}"  # type: ignore[index]
+             for m, v in got.items()]
+    best = max((m for m in got if m != "herding"), key=lambda m: got[m]["fused_acc"]["mean"])  # type: ignore[index]
+    line = (f"  Per modality at IPC 10 on {d} (fused/audio/visual; herding is the init): " + ", ".join(parts) + ". ")
+    h, b = got["herding"], got[best]
+    line += (f"Best DAVDD variant: {best} ({b['fused_acc']['mean']:.1f}"  # type: ignore[index]
+             + (f" = {100 * b['fused_acc']['mean'] / full['mean']:.1f} % of full" if full and full["mean"] else "")  # type: ignore[index]
+             + f"); davdd moves audio {got['davdd']['audio_acc']['mean'] - h['audio_acc']['mean']:+.1f} and visual "  # type: ignore[index]
+             f"{got['davdd']['visual_acc']['mean'] - h['visual_acc']['mean']:+.1f} points from the init.")  # type: ignore[index]
+    return [line]
 
 
 SPEED_LIMIT_S = 15 * 60  # issue 4: quick-config DAVDD IPC 10 distillation in <= 15 min on the 2-core box
