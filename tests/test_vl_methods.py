@@ -172,3 +172,17 @@ def test_lors_soft_infonce_uses_the_learned_similarity(tmp_path):
     got = d.inner_loss(theta, idx, 0, d._data()).detach()
     assert float(got) == pytest.approx(float(soft_infonce(logits, s_b)), rel=1e-5)
     assert abs(float(got) - float(got0)) > 1e-4
+
+
+def test_resume_takes_learning_rates_from_the_config(tmp_path):
+    """'lower the learning rate and --resume' must take effect: momentum from the checkpoint, lrs from the config."""
+    ds = tiny_retrieval()
+    d = _method("lors", ds)
+    d.init()
+    d.step(0)
+    state = d.state_dict()
+    e = _method("lors", ds, lr_img=0.25, lr_txt=0.5)
+    e.init()
+    e.load_state_dict(state)
+    assert [g["lr"] for g in e.opt.param_groups[:2]] == [0.25, 0.5]
+    assert torch.equal(e.opt.state_dict()["state"][0]["momentum_buffer"], d.opt.state_dict()["state"][0]["momentum_buffer"])

@@ -115,6 +115,18 @@ class Distiller(ABC):
 METHODS: Registry[type[Distiller]] = Registry("method")
 
 
+def restore_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load an optimiser checkpoint but keep the hyper-parameters the optimiser was built with (from the config).
+
+    Momentum buffers come from the checkpoint; lr, momentum etc. from the current config, so "lower the learning
+    rate and --resume" after a divergence takes effect. An unchanged config gives the same values: resume stays exact.
+    """
+    hyper = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for g, h in zip(opt.param_groups, hyper):
+        g.update(h)
+
+
 def _rng_state() -> dict[str, Any]:
     import random
 

@@ -53,7 +53,7 @@ from ..experts.buffers import MANIFEST, ExpertBuffer, ExpertConfig, default_buff
 from ..experts.model import FlatDualEncoder, build_model
 from ..seed import derive_seed, seed_everything
 from ..synth import SyntheticSet
-from .base import METHODS, Distiller
+from .base import METHODS, Distiller, restore_optimizer
 from .kernels import gke
 from .kmeans_init import joint_features, kmeans_select
 from .losses import contrastive_logits, info_nce, log_scale_of
@@ -339,4 +339,4 @@ class MDM(Distiller):
             self.images.copy_(state["images"])
             self.texts.copy_(state["texts"])
         self.init_indices = state["init_indices"]
-        self.opt.load_state_dict(state["opt"])
+        restore_optimizer(self.opt, state["opt"])  # lrs from the config (resume after divergence)

@@ -41,7 +41,7 @@ from ..seed import derive_seed, generator
 from ..experts.buffers import ExpertBuffer, ExpertConfig, ensure_buffer
 from ..experts.model import FlatDualEncoder, build_model
 from ..synth import SyntheticSet
-from .base import Distiller
+from .base import Distiller, restore_optimizer
 from .losses import info_nce, soft_loss
 from .similarity import Similarity, similarity_floats
 from .trajectory import GRADIENT_MODES, trajectory_match
@@ -287,4 +287,4 @@ class VLTrajectoryDistiller(Distiller):
                 for k, v in state["sim"].items():
                     self.sim.tensors[k].copy_(v)
         self.init_indices = state["init_indices"]
-        self.opt.load_state_dict(state["opt"])
+        restore_optimizer(self.opt, state["opt"])  # lrs from the config (resume after divergence)
