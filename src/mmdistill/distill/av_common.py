@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..nets import create_net
 from ..synth import SyntheticSet
 from . import factor as fac
-from .base import Distiller
+from .base import Distiller, restore_optimizer
 from .dsa import DSAConfig, SiameseDSA
 from .init import class_rows, init_synthetic
 
@@ -124,12 +124,7 @@ class AVMatchDistiller(Distiller):
             for m, ts in state["syn"].items():
                 for dst, src in zip(self.syn[m], ts):
                     dst.copy_(src.to(self.device))
-        self.opt.load_state_dict(state["opt"])
-        # momentum buffers come from the checkpoint, hyper-parameters from the config: "lower the learning rate
-        # and --resume" after a divergence must take effect (load_state_dict restores the saved lr); an unchanged
-        # config gives the same values, so resume stays exact
-        for g, lr in zip(self.opt.param_groups, (self.cfg.lr_audio, self.cfg.lr_visual)):
-            g["lr"], g["momentum"] = lr, self.cfg.momentum
+        restore_optimizer(self.opt, state["opt"])  # momentum from the checkpoint, lrs from the config
 
     def export(self) -> SyntheticSet:
         meta = self.base_meta()
