@@ -83,3 +83,19 @@ def test_save_refuses_nan_and_leaves_nothing(tmp_path):
     with pytest.raises(IntegrityError):
         s.save(tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_saved_file_bytes_are_deterministic(tmp_path):
+    """Same set -> same synthetic.safetensors bytes (and sha256), so job keys built on the hash stay stable."""
+    import hashlib
+
+    import torch
+
+    from mmdistill.synth import SyntheticSet
+
+    syn = SyntheticSet(tensors={"image": torch.arange(12.0).reshape(3, 4), "text": torch.ones(3, 2)}, meta={"a": 1})
+    digests = set()
+    for i in range(8):
+        syn.save(tmp_path / f"r{i}")
+        digests.add(hashlib.sha256((tmp_path / f"r{i}" / "synthetic.safetensors").read_bytes()).hexdigest())
+    assert len(digests) == 1

@@ -118,7 +118,7 @@ class SyntheticSet:
         run_dir = Path(run_dir)
         self.validate()
         flat = self._flat()
-        blob = st_save(flat, metadata={"format": "mmdistill.synthetic", "version": str(FORMAT_VERSION)})
+        blob = st_save(flat, metadata={"format": f"mmdistill.synthetic/{FORMAT_VERSION}"})  # one key: safetensors orders keys at random, so two would make the file bytes (and sha256) vary per process
         manifest = {
             "format": "mmdistill.synthetic",
             "format_version": FORMAT_VERSION,
