@@ -27,6 +27,8 @@ Calibration history (DAVDD, av-digits-hard IPC 1, fused; herding init 25.0, DM 3
   iteration with online or untrained decouplers 22.9-23.7, and 30.8 once the intermodal η term is off; DM's
   term added on top of the bank terms 25.4 (weight 1), 29.4 (weight 0.1); fresh pairs + DM term 32.8 vs the
   DM term alone in the same code 33.6. No alternative beats DM/AVDD: defaults unchanged, no variant rows.
+  At IPC 10, fresh pairs + DM term keep 97.5 % of full data on av-digits (= DM's 97.4 %) and 71.4 % on
+  av-digits-hard (DM 78.4 %).
 """
 
 from __future__ import annotations
@@ -268,12 +270,12 @@ CALIBRATION: dict[str, tuple[dict[str, Any], str, float, float, float]] = {
 }
 
 
-def calibration_cell(name: str) -> "Cell":
-    """The bench cell of calibration run ``name`` (see :data:`CALIBRATION`)."""
+def calibration_cell(name: str, dataset: str = "av-digits-hard", ipc: int = 1) -> "Cell":
+    """The bench cell of calibration run ``name`` (see :data:`CALIBRATION`); other dataset/IPC: same overrides."""
     from .suites import Cell
 
-    method, params = config_params("davdd", "av-digits-hard")
-    return Cell("av", "av-digits-hard", method, 1, "ipc", data=dict(DATA), params=_merge(params, CALIBRATION[name][0]),
+    method, params = config_params("davdd", dataset)
+    return Cell("av", dataset, method, ipc, "ipc", data=dict(DATA), params=_merge(params, CALIBRATION[name][0]),
                 syn_seeds=[0], label=f"cal:{name}")
 
 
@@ -309,6 +311,15 @@ CALIBRATION_FINDINGS: list[str] = [
     "30.78, with or without InfoNCE. η matches the audio common mean to the visual one, and two independently drawn "
     "encoders (plus heads) share no space in which those means can agree - the same objection the spec (§3.5) raises "
     "against AVDD's cross terms. Decouplers trained online do not help either (fresh1, 23.67, vs 22.89 with untrained heads; both with η).",
+    "- Retention at IPC 10 (`calibration_cell(name, dataset, 10)`): fresh1+dm1 on av-digits IPC 10 gives 96.89 ± 0.19 "
+    "(97.5 % of full data, 170 CPU s), which meets the 90 % target - but DM alone gives 96.78 there, so the DM term "
+    "does the work. On av-digits-hard it gives 55.11 ± 1.50 (71.4 %, 174 CPU s), below DM (60.56) and below its "
+    "herding init (57.56). No method reaches 90 % on the hard set: DM keeps 78 %, and the per-modality line above "
+    "shows DAVDD's private term destroying the audio half.",
+    "- Speed with a cold bank: training the quick config's bank (2 seeds x epochs {2,4}) takes 49 CPU s on "
+    "av-digits-hard, and its 4 decouplers another 31 CPU s (one-off; measured alone with `EncoderBank(...).ensure()` / "
+    "`ensure_decouplers()` into an empty directory). A cold DAVDD IPC 10 run therefore costs about 49 + 80 = 130 CPU "
+    "s, far inside the 15-minute limit.",
 ]
 
 
