@@ -103,6 +103,15 @@ def check_followups(rows: list[dict[str, Any]]) -> list[str]:
             r = _row(rows, m, "r_mean")
             if r:
                 out.append(f"  - {m}: {r['mean']:.2f} ± {r['std']:.2f} ({r['mean'] - init['mean']:+.2f})")
+    from .vl_suite import _row as row
+
+    for b in (200, 500):
+        rnd = row(rows, "random", "r_mean", b)
+        ms = {m: row(rows, m, "r_mean", b) for m in ("mtt-vl", "tesla-vl", "lors", "repblend", "mdm")}
+        if rnd and all(ms.values()):
+            out.append(f"- {b} pairs: random {rnd['mean']:.2f}; " + ", ".join(
+                f"{m} {r['mean']:.2f} ({r['mean'] - rnd['mean']:+.2f})" for m, r in ms.items())
+                + " (the data lrs were calibrated at 100 pairs only).")
     # CPU seconds per iteration (wall s/iter of cells run at different times depends on the box's load)
     lo, rb = _row(rows, f"lors-w{SPEED_WIDTH}", "cpu_s_per_iter"), _row(rows, f"repblend-w{SPEED_WIDTH}", "cpu_s_per_iter")
     lo32, rb32 = _row(rows, "lors", "cpu_s_per_iter"), _row(rows, "repblend", "cpu_s_per_iter")
