@@ -40,13 +40,13 @@ def speed_experts(mode: str, base: dict[str, Any]) -> dict[str, Any]:
 
 def followup_cells(bufs: dict[str, tuple[dict[str, Any], Path]], ev: dict[str, Any]) -> list[Cell]:
     from .suites import Cell
-    from .vl_suite import DATA, DATASET, SEEDS, SYN_SEEDS, method_params
+    from .vl_suite import DATA, DATASET, SEEDS, method_params, syn_seeds_for
 
     cells = []
     for label, (m, over) in FOLLOWUPS.items():
         p = {**method_params(m), "buffer": str(bufs[m][1]), "experts": bufs[m][0], **over}
         cells.append(Cell("vl", DATASET, m, 100, "pairs", data=dict(DATA), eval=dict(ev), seeds=list(SEEDS), params=p,
-                          syn_seeds=list(SYN_SEEDS), label=label))
+                          syn_seeds=syn_seeds_for(label, 100), label=label))
     for m, (ex, path) in zip(("lors", "repblend"), speed_buffers(bufs)):
         p = {**method_params(m), "buffer": str(path), "experts": ex, "iterations": SPEED_ITERATIONS,
              "max_start_epoch": 1}
@@ -97,7 +97,7 @@ def check_followups(rows: list[dict[str, Any]]) -> list[str]:
     out = ["### Trajectory-matching controls (issue 5)", ""]
     init = _row(rows, "tm-init", "r_mean")
     if init:
-        out.append(f"- Shared initialisation of every syn-seed-0 set (99 real pairs, no distillation): r_mean "
+        out.append(f"- Shared initialisation of the sets (99 real pairs per syn seed, no distillation): r_mean "
                    f"{init['mean']:.2f} ± {init['std']:.2f}. Gain of each method over its own start:")
         for m in ("mtt-vl", "tesla-vl", "lors", "repblend", "lors-wbce", "repblend-wbce", "lors-s-frozen"):
             r = _row(rows, m, "r_mean")
