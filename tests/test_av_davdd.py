@@ -211,3 +211,61 @@ def test_resume_is_exact_with_fresh_pairs_and_dm_term(tmp_path):
     for m in ("audio", "visual"):
         assert torch.equal(out.tensors[m], ref.tensors[m])
     assert out.meta["bank"]["fresh_prob"] == 0.5 and out.meta["bank"]["lambda_dm"] == 1.0
+
+
+# ---- the spec's remaining alternatives (§4.2 / §7.6; session 3): match form, term normalisation, align options
+
+
+def test_alternative_fields_default_to_the_spec_reading():
+    cfg = get_method("davdd").Config()
+    assert (cfg.match_form, cfg.term_norm, cfg.align_distance, cfg.align_target) == ("mean", "none", "l2", "same")
+
+
+def test_match_forms_and_normalisations():
+    from mmdistill.distill.kernels import geodesic_gaussian_kernel, mmd2
+
+    ds = tiny_av()
+    g = torch.Generator().manual_seed(0)
+    r, s = 3.0 * torch.randn(16, 8, generator=g) + 1.0, torch.randn(4, 8, generator=g)
+    plain = ((r.mean(0) - s.mean(0)) ** 2).sum()
+    assert torch.equal(_davdd(ds).match(r, s), plain)
+    assert torch.equal(_davdd(ds).match(r, s, r.mean(0), s.mean(0)), plain)
+    scale = r.pow(2).sum(1).mean()
+    assert torch.allclose(_davdd(ds, term_norm="real_scale").match(r, s), plain / scale)
+    ru, su = torch.nn.functional.normalize(r, dim=1), torch.nn.functional.normalize(s, dim=1)
+    assert torch.allclose(_davdd(ds, term_norm="unit").match(r, s, r.mean(0), s.mean(0)), ((ru.mean(0) - su.mean(0)) ** 2).sum())
+    ref = mmd2(r, s, lambda a, b: geodesic_gaussian_kernel(a, b, 0.3), unbiased=True)
+    assert torch.allclose(_davdd(ds, match_form="mmd", mmd_sigma=0.3).match(r, s), ref)
+    assert float(_davdd(ds, match_form="mmd").match(r, r[:4])) < float(_davdd(ds, match_form="mmd").match(r, s))
+    with pytest.raises(ConfigError, match="mmd_sigma"):
+        _losses(_davdd(ds, mmd_sigma=0.0))
+
+
+def test_alternatives_change_their_terms_only():
+    ds = tiny_av()
+    _, base = _losses(_davdd(ds))
+    for kw, changed in [({"match_form": "mmd"}, ("l_private", "l_common")), ({"term_norm": "real_scale"}, ("l_private", "l_common", "l_align")),
+                        ({"term_norm": "unit"}, ("l_private", "l_common")), ({"align_distance": "cosine"}, ("l_align",))]:
+        total, logs = _losses(_davdd(ds, **kw))
+        assert total.requires_grad and torch.isfinite(total)
+        for t in ("l_private", "l_common", "l_sample", "l_align"):
+            if t in changed:
+                assert logs[t] != pytest.approx(base[t], rel=1e-4), (kw, t)
+            else:
+                assert logs[t] == pytest.approx(base[t], rel=1e-6), (kw, t)
+    # cosine align is bounded by 2 per class and modality
+    _, cos = _losses(_davdd(ds, align_distance="cosine"))
+    assert 0 <= cos["l_align"] <= 2 * 2 * 4
+
+
+def test_cross_align_target_uses_the_other_modality_prototype():
+    ds = tiny_av()
+    d = _davdd(ds, align_target="cross", use_private=False, use_infonce=False, eta_intermodal=0.0)
+    _, cross = _losses(d)
+    # first visit sets π = the real common means, so cross-align = Σ ‖mean c_a^s − mean c_v^r‖² + ‖mean c_v^s − mean c_a^r‖²,
+    # i.e. the intermodal η term of L_common: compare with η = 1 and align off
+    _, eta = _losses(_davdd(ds, use_private=False, use_infonce=False, use_proto=False, eta_intermodal=1.0))
+    _, com = _losses(_davdd(ds, use_private=False, use_infonce=False, use_proto=False, eta_intermodal=0.0))
+    assert cross["l_align"] == pytest.approx(eta["l_common"] - com["l_common"], rel=1e-5)
+    _, same = _losses(_davdd(ds, use_private=False, use_infonce=False, eta_intermodal=0.0))
+    assert same["l_align"] == pytest.approx(com["l_common"], rel=1e-5)

@@ -36,6 +36,18 @@ Alternatives (issue 4 calibration; off by default, so the defaults reproduce the
   replacement for random nets, so this is our extension. With every DAVDD term off, ``fresh_prob=1`` and
   ``lambda_dm=1``, it is exactly DM with a summed step (tested).
 
+The spec's remaining alternatives (session 3; [unverified], our choice; off by default - the defaults give
+bitwise the same sets as before, checked on four configs):
+
+* ``match_form="mmd"`` (§4.2: "form unknown: mean-embedding ... or a kernel MMD"): every private, common and
+  intermodal distance is the unbiased MMD² of the shared geodesic Gaussian kernel (:mod:`.kernels`,
+  bandwidth ``mmd_sigma``) between the real and the synthetic rows, instead of ‖mean − mean‖².
+* ``term_norm``: ``"real_scale"`` divides each distance by the real rows' scale E‖f‖² (L_align by ‖π‖²);
+  ``"unit"`` L2-normalises feature rows before matching - so trained-bank terms cannot dominate the step.
+* ``align_distance="cosine"`` and ``align_target="cross"`` (§7.6 L_align options: cosine distance;
+  the other modality's prototype as target).
+* Per-modality step sizes are the existing ``lr_audio`` / ``lr_visual`` (§3.9 item 11).
+
 Calibration (av-digits-hard IPC 1; table and findings in :data:`mmdistill.bench.av_suite.CALIBRATION`): no
 alternative beats DM or AVDD. Trained encoders and the intermodal η term are what cost accuracy; with DM's
 term on top, DAVDD's terms lower the result in proportion to their weight.
@@ -48,10 +60,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
 from ..experts.bank import BankConfig, Decoupler, DecouplerConfig, EncoderBank, decoupler_loss, info_nce
+from .kernels import geodesic_gaussian_kernel, mmd2
 from .av_common import MODALITIES, AVMatchConfig, AVMatchDistiller
 from .base import METHODS
 
@@ -88,6 +102,20 @@ class DAVDDConfig(AVMatchConfig):
     # λ_dm: DM's mean-embedding term (§7.4) in a freshly drawn random encoder pair, ADDED to DAVDD's losses
     # (the pair of a fresh iteration is reused; otherwise one more pair is drawn). 0 = off (the spec's DAVDD).
     lambda_dm: float = 0.0
+    # ---- the spec's remaining alternatives (issue 4, session 3; all [unverified], our choice; defaults = off) ----
+    # match_form (§4.2 "form unknown: mean-embedding (linear kernel, like DM) or a kernel MMD"): "mean" is §7.6's
+    # ‖mean r − mean s‖²; "mmd" replaces every private/common/intermodal distance by the unbiased MMD² of the
+    # shared geodesic Gaussian kernel (kernels.py, bandwidth mmd_sigma) between the real and synthetic ROWS.
+    match_form: Literal["mean", "mmd"] = "mean"
+    mmd_sigma: float = 0.5
+    # term_norm (our choice, so the trained-bank terms cannot dominate the step): "none" = §7.6; "real_scale"
+    # divides each private/common/intermodal/align distance by the real features' scale E_i‖f_i‖² (detached,
+    # f = the real rows the term matches); "unit" L2-normalises every feature row before matching.
+    term_norm: Literal["none", "real_scale", "unit"] = "none"
+    # align options listed in §7.6: distance "l2" (default) or "cosine" (1 − cos(mean c_m^s, π)); target "same"
+    # (π[k,c,m], default) or "cross" (the other modality's prototype π[k,c,m'], cross-modal target).
+    align_distance: Literal["l2", "cosine"] = "l2"
+    align_target: Literal["same", "cross"] = "same"
 
 
 @METHODS.register("davdd")
@@ -99,6 +127,8 @@ class DAVDD(AVMatchDistiller):
     def init_extra(self) -> None:
         if not 0.0 <= self.cfg.fresh_prob <= 1.0:
             raise ConfigError(f"davdd: fresh_prob must be in [0, 1], got {self.cfg.fresh_prob}")
+        if self.cfg.mmd_sigma <= 0:
+            raise ConfigError(f"davdd: mmd_sigma must be > 0, got {self.cfg.mmd_sigma}")
         if self.cfg.fresh_prob >= 1.0:  # every iteration draws its own pair: no bank is trained or loaded
             self.bank_dir, self.decouplers, self.encoders = None, [], []
         else:
@@ -144,6 +174,34 @@ class DAVDD(AVMatchDistiller):
             p.requires_grad_(False)
         return dec.eval()
 
+    def match(self, real: Tensor, syn: Tensor, mean_real: Tensor | None = None, mean_syn: Tensor | None = None) -> Tensor:
+        """Distance between real rows (no grad) and synthetic rows under ``match_form`` / ``term_norm``.
+
+        Defaults ("mean", "none"): ‖mean real − mean syn‖², exactly §7.6's private/common/intermodal form. Given
+        means are reused in the plain mean form (one autograd node per mean, so the defaults stay bitwise).
+        """
+        cfg = self.cfg
+        if cfg.term_norm == "unit":
+            real, syn = F.normalize(real, dim=1), F.normalize(syn, dim=1)
+        if cfg.match_form == "mmd":
+            d = mmd2(real, syn, lambda a, b: geodesic_gaussian_kernel(a, b, cfg.mmd_sigma), unbiased=True)
+        elif cfg.term_norm == "unit" or mean_real is None or mean_syn is None:
+            d = ((real.mean(0) - syn.mean(0)) ** 2).sum()
+        else:
+            d = ((mean_real - mean_syn) ** 2).sum()
+        if cfg.term_norm == "real_scale":
+            d = d / real.pow(2).sum(1).mean().clamp_min(1e-12)
+        return d
+
+    def align(self, mean_syn: Tensor, proto: Tensor) -> Tensor:
+        """L_align for one class and modality: ‖mean c^s − π‖² ("l2") or 1 − cos(mean c^s, π) ("cosine")."""
+        if self.cfg.align_distance == "cosine":
+            return 1.0 - F.cosine_similarity(mean_syn, proto, dim=0)
+        d = ((mean_syn - proto) ** 2).sum()
+        if self.cfg.term_norm == "real_scale":
+            d = d / proto.pow(2).sum().clamp_min(1e-12)
+        return d
+
     def losses(self, it: int) -> tuple[Tensor, dict[str, float]]:
         """The total loss of one iteration and its (weighted-before-sum) terms."""
         cfg = self.cfg
@@ -182,21 +240,22 @@ class DAVDD(AVMatchDistiller):
         zv: list[Tensor] = []
         for c in range(self.num_classes):
             syn, aug = syns[c], augs[c]
-            cr, pr, cs, ps, fs = {}, {}, {}, {}, {}
+            crr, prr, cr, cs, ps, fs = {}, {}, {}, {}, {}, {}
             for m in MODALITIES:
-                with torch.no_grad():
-                    cr[m], pr[m] = dec.common[m](fr[m][c]).mean(0), dec.private[m](fr[m][c]).mean(0)
+                with torch.no_grad():  # real common/private rows (B_r, d)
+                    crr[m], prr[m] = dec.common[m](fr[m][c]), dec.private[m](fr[m][c])
+                    cr[m] = crr[m].mean(0)
                 fs[m] = enc[m].embed(self.dsa(syn[m], m, aug))
                 cs[m] = dec.common[m](fs[m])
                 ps[m] = dec.private[m](fs[m]) if cfg.use_private else None
             if cfg.use_private:
-                l_pri = l_pri + sum(((pr[m] - ps[m].mean(0)) ** 2).sum() for m in MODALITIES)  # type: ignore[union-attr]
+                l_pri = l_pri + sum(self.match(prr[m], ps[m]) for m in MODALITIES)  # type: ignore[arg-type]
             mcs = {m: cs[m].mean(0) for m in MODALITIES}
             if cfg.use_common:
-                l_com = l_com + sum(((cr[m] - mcs[m]) ** 2).sum() for m in MODALITIES)
+                l_com = l_com + sum(self.match(crr[m], cs[m], cr[m], mcs[m]) for m in MODALITIES)
                 if cfg.eta_intermodal:
-                    l_com = l_com + cfg.eta_intermodal * (((cr["audio"] - mcs["visual"]) ** 2).sum()
-                                                          + ((cr["visual"] - mcs["audio"]) ** 2).sum())
+                    l_com = l_com + cfg.eta_intermodal * (self.match(crr["audio"], cs["visual"], cr["audio"], mcs["visual"])
+                                                          + self.match(crr["visual"], cs["audio"], cr["visual"], mcs["audio"]))
             if use_proto:
                 with torch.no_grad():
                     new = torch.stack([cr["audio"], cr["visual"]])
@@ -205,7 +264,8 @@ class DAVDD(AVMatchDistiller):
                     else:
                         self.proto[k, c] = new
                         self.proto_seen[k, c] = True
-                l_al = l_al + sum(((mcs[m] - self.proto[k, c, i]) ** 2).sum() for i, m in enumerate(MODALITIES))
+                tgt = (1, 0) if cfg.align_target == "cross" else (0, 1)  # cross: the other modality's prototype
+                l_al = l_al + sum(self.align(mcs[m], self.proto[k, c, tgt[i]]) for i, m in enumerate(MODALITIES))
             if dm_nets is not None and fr_dm is not None:
                 for m in MODALITIES:
                     fs_dm = fs[m] if fresh else dm_nets[m].embed(self.dsa(syn[m], m, aug))
