@@ -86,3 +86,39 @@ def test_ipc10_line_locates_the_modality_davdd_loses():
     text = "\n".join(check_av(rows))
     assert "herding 57.0/43.0/38.0, davdd 30.0/19.0/39.0, davdd-no-private 54.0/40.0/40.0" in text
     assert "Best DAVDD variant: davdd-no-private (54.0 = 67.5 % of full); davdd moves audio -24.0 and visual +1.0" in text
+
+
+def test_target_chain_cells_distil_three_sets():
+    cells = [c for c in SUITES["av"]() if c.budget == 1 and c.row_method in ("dm", "avdd", "dm-avdd-lr", "davdd")]
+    for c in cells:
+        assert c.syn_seeds == ([0, 1, 2] if c.dataset == "av-digits-hard" else [0]), c.id
+
+
+def test_bank_row_is_rendered_in_the_speed_lines():
+    from mmdistill.bench.av_suite import bank_cell_id
+
+    rows = [_row("av-digits-hard", "davdd", 10, 60.0), _row("av-digits-hard", "davdd", 10, 50.0, 0.0, "distill_wall_s"),
+            _row("av-digits-hard", "davdd", 10, 40.0, 0.0, "distill_cpu_s")]
+    for metric, v in [("bank_encoders_cpu_s", 30.0), ("bank_decouplers_cpu_s", 20.0), ("bank_total_cpu_s", 50.0),
+                      ("bank_total_wall_s", 55.0)]:
+        rows.append({**_row("av-digits-hard", "davdd-bank", 2700, v, 0.0, metric), "budget_unit": "pairs",
+                     "bank": {"pairs": 4}, "cell": bank_cell_id("av-digits-hard")})
+    text = "\n".join(check_av(rows))
+    assert "4 encoder pairs 30 CPU s + decouplers 20 CPU s = 50 CPU s (55 s wall" in text
+    assert "cold DAVDD IPC 10 = bank + distillation 90 CPU s" in text
+
+
+def test_diagnostic_scores_rank_a_class_mean_set_above_noise():
+    import torch
+    from av_fixtures import NET, tiny_av
+    from mmdistill.bench.av_diagnose import _scores
+    from mmdistill.nets import create_net
+
+    train, test = tiny_av("train"), tiny_av("test", per_class=10)
+    torch.manual_seed(0)
+    nets = [{m: create_net("convnet", tuple(train.tensors[m].shape[1:]), num_classes=0, width=8, depth=2, norm="instance",
+                           final_pool=(2, 2)) for m in ("audio", "visual")}]
+    means = {m: [train.tensors[m][train.labels == c].mean(0, keepdim=True) for c in range(4)] for m in ("audio", "visual")}
+    noise = {m: [torch.randn_like(t) for t in ts] for m, ts in means.items()}
+    s = _scores(nets, train, test, {"means": means, "noise": noise})
+    assert s["means"]["gap"] < s["noise"]["gap"] and s["means"]["ncm_acc"] > s["noise"]["ncm_acc"]
