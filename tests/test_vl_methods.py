@@ -186,3 +186,18 @@ def test_resume_takes_learning_rates_from_the_config(tmp_path):
     e.load_state_dict(state)
     assert [g["lr"] for g in e.opt.param_groups[:2]] == [0.25, 0.5]
     assert torch.equal(e.opt.state_dict()["state"][0]["momentum_buffer"], d.opt.state_dict()["state"][0]["momentum_buffer"])
+
+
+def test_lrs_by_budget_overrides_only_that_budget(tmp_path):
+    """Per-budget data lrs (issue 5's val calibration at 200/500 pairs): applied at init, recorded in meta.config."""
+    ds = tiny_retrieval()
+    d = _method("lors", ds, pairs=10, lrs_by_budget={10: {"lr_txt": 0.25}, 8: {"lr_txt": 9.0}})
+    d.init()
+    assert d.cfg.lr_txt == 0.25 and d.cfg.lr_img == 1.0 and d.opt.param_groups[1]["lr"] == 0.25
+    other = _method("lors", ds, pairs=9, lrs_by_budget={"10": {"lr_txt": 0.25}})
+    other.init()
+    assert other.cfg.lr_txt == 1.0
+    syn = run(_method("lors", ds, pairs=10, lrs_by_budget={"10": {"lr_img": 0.5}}), tmp_path / "r", progress=False)
+    assert syn.meta["config"]["lr_img"] == 0.5
+    with pytest.raises(ConfigError, match="lrs_by_budget"):
+        _method("lors", ds, pairs=10, lrs_by_budget={10: {"iterations": 1}}).init()

@@ -29,7 +29,7 @@ records the arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -45,6 +45,9 @@ from .base import Distiller, restore_optimizer
 from .losses import info_nce, soft_loss
 from .similarity import Similarity, similarity_floats
 from .trajectory import GRADIENT_MODES, trajectory_match
+
+
+LR_FIELDS = ("lr_img", "lr_txt", "lr_sim", "lr_lr")
 
 
 @dataclass
@@ -73,6 +76,9 @@ class VLTMConfig:
     momentum: float = 0.5  # SGD momentum of every group (papers: 0.5)
     grad_clip: float = 0.0  # clip the gradient norm of pixels, text vectors and similarity factors, each (0 = off; MDM clips 1.0)
     lr_teacher: float = 0.1  # initial student step size (= the experts' lr)
+    # per-budget learning rates, e.g. {500: {lr_txt: 0.3}}: the papers tune lrs per budget (vl-distillation.md §3
+    # hyperparameter table); keys are pair budgets, values override the lr_* fields above for that budget only
+    lrs_by_budget: dict[int, dict[str, float]] = field(default_factory=dict)
     learn_lr: bool = True  # learn syn_lr_img / syn_lr_txt
     pix_init: Literal["real", "noise"] = "real"  # random real pairs or per-channel Gaussian pixels
     txt_init: Literal["real", "noise"] = "real"  # real caption vectors or Gaussian with the real mean/std
@@ -125,8 +131,19 @@ class VLTrajectoryDistiller(Distiller):
                               f"exceeds the buffer's {buf.epochs} epochs")
         return buf
 
+    def _budget_lrs(self) -> None:
+        """Apply ``lrs_by_budget[budget]`` to the lr_* fields (``meta.config`` then shows the lrs used)."""
+        c = self.cfg
+        over = {int(k): v for k, v in (c.lrs_by_budget or {}).items()}.get(int(self.budget.value), {})
+        bad = sorted(k for k in over if k not in LR_FIELDS)
+        if bad:
+            raise ConfigError(f"{self.name}: lrs_by_budget may set only {', '.join(LR_FIELDS)}; got {', '.join(bad)}")
+        if over:
+            self.cfg = replace(c, **{k: float(v) for k, v in over.items()})
+
     def init(self) -> None:
         self._check()
+        self._budget_lrs()
         c = self.cfg
         ds = self.dataset
         self.buffer = self._open_buffer()
