@@ -122,3 +122,13 @@ def test_diagnostic_scores_rank_a_class_mean_set_above_noise():
     noise = {m: [torch.randn_like(t) for t in ts] for m, ts in means.items()}
     s = _scores(nets, train, test, {"means": means, "noise": noise})
     assert s["means"]["gap"] < s["noise"]["gap"] and s["means"]["ncm_acc"] > s["noise"]["ncm_acc"]
+
+
+def test_cross_arch_line_lists_each_method_and_what_is_missing():
+    rows = []
+    for a in ["convnet", *EXTRA_ARCHS]:
+        rows.append({**_row("av-digits-hard", "davdd", 10, 30.0), "eval_arch": a})
+    rows.append(_row("av-digits-hard", "dm", 10, 60.0))
+    text = "\n".join(check_av(rows))
+    assert "Cross-architecture, av-digits-hard IPC 10, fused (convnet / lenet / alexnet / vgg11 / resnet18): davdd 30.0 / 30.0" in text
+    assert "Not evaluated cross-arch: random, herding, dm, avdd, dm-avdd-lr." in text
