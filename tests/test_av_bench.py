@@ -132,3 +132,9 @@ def test_cross_arch_line_lists_each_method_and_what_is_missing():
     text = "\n".join(check_av(rows))
     assert "Cross-architecture, av-digits-hard IPC 10, fused (convnet / lenet / alexnet / vgg11 / resnet18): davdd 30.0 / 30.0" in text
     assert "Not evaluated cross-arch: random, herding, dm, avdd, dm-avdd-lr." in text
+
+
+def test_cross_arch_line_flags_mixed_set_counts():
+    rows = [{**_row("av-digits-hard", "dm", 1, 30.0), "eval_arch": a, "n_sets": 3 if a == "convnet" else 1}
+            for a in ["convnet", *EXTRA_ARCHS]]
+    assert "Synthetic-set counts differ across archs for dm" in "\n".join(check_av(rows))

@@ -296,8 +296,11 @@ def _cross_arch_lines(rows: list[dict[str, Any]]) -> list[str]:
                     parts.append(f"{m} " + " / ".join(f"{r['mean']:.1f}" for r in rs))  # type: ignore[index]
                 else:
                     missing.append(m)
+            mixed = sorted(m for m, rs in have.items() if len({(r or {}).get("n_sets") for r in rs if r is not None}) > 1)
             out.append(f"- Cross-architecture, {d} IPC {ipc}, fused ({' / '.join(archs)}): " + "; ".join(parts) + "."
-                       + (f" Not evaluated cross-arch: {', '.join(missing)}." if missing else ""))
+                       + (f" Not evaluated cross-arch: {', '.join(missing)}." if missing else "")
+                       + (f" Synthetic-set counts differ across archs for {', '.join(mixed)} (ConvNet rows re-run with more "
+                          "sets; see each row's seeds column)." if mixed else ""))
     return out
 
 
