@@ -194,9 +194,10 @@ VAL_NOTES: list[str] = [
     "seeds, by ~0.4-0.9, within one std; not re-checked at 200 iterations for CPU time, so a smaller lr may suit "
     "them better at full length, as it did for LoRS and RepBlend). The 500-pair test rows above were run after "
     "this choice.",
-    "- 500-pair test rows before the change (lr_txt 1, commit 497ea87): mtt-vl 16.87, tesla-vl 17.09, lors 16.23, "
-    "repblend 16.34; with the per-budget lrs: the `500 pairs` line above (each +0.7 to +1.8, every method still "
-    "below random; one set each, so the ± covers evaluation noise only).",
+    "- 500-pair test rows before the change (lr_txt 1, one set, syn seed 0; commit 497ea87): mtt-vl 16.87, tesla-vl "
+    "17.09, lors 16.23, repblend 16.34; with the per-budget lrs, the same syn seed 0 (commit 1221987): mtt-vl 17.55, "
+    "tesla-vl 17.49, lors 18.03, repblend 18.15 (+0.4 to +1.8); the `500 pairs` line above averages three sets for "
+    "mtt-vl, lors and repblend (tesla-vl: syn seed 0). Every method stays below random.",
     "- 500 pairs, what it does not fix: on val no setting beats the set's own initialisation at the shipped 200 "
     "iterations (LoRS 20.24, RepBlend 19.40 vs init 20.44); every text-vector lr tried moves a 500-pair real init "
     "away from what retrieval needs, and the smaller lr only moves it less. Pixels matter too (LoRS lr_img 1000 "
