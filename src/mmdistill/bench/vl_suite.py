@@ -194,11 +194,14 @@ def check_vl(rows: list[dict[str, Any]]) -> list[str]:
     rm = {m: _row(rows, m, "r_mean") for m in order}
     if all(rm.values()):
         ok = all(rm[a]["mean"] > rm[b]["mean"] for a, b in zip(order, order[1:]))
-        chain = " > ".join(f"{m} {rm[m]['mean']:.2f}" for m in order)
+        chain = " > ".join(f"{m} {_fmt(rm[m])}" for m in order)
         out.append(f"- RepBlend > LoRS > MTT-VL > random on r_mean at 100 pairs: **{'met' if ok else 'MISSED'}** ({chain})")
         if not ok:
-            bad = [f"{a} {rm[a]['mean']:.2f} <= {b} {rm[b]['mean']:.2f} (by {rm[b]['mean'] - rm[a]['mean']:.2f})"
-                   for a, b in zip(order, order[1:]) if rm[a]["mean"] <= rm[b]["mean"]]
+            def gap(a: str, b: str) -> str:
+                d, sd = rm[b]["mean"] - rm[a]["mean"], max(rm[a]["std"], rm[b]["std"])
+                return (f"{a} {rm[a]['mean']:.2f} <= {b} {rm[b]['mean']:.2f} (by {d:.2f}; "
+                        f"{'within' if d <= sd else 'beyond'} one std, {sd:.2f})")
+            bad = [gap(a, b) for a, b in zip(order, order[1:]) if rm[a]["mean"] <= rm[b]["mean"]]
             out.append(f"  - failing pairs: {'; '.join(bad)}")
     else:
         out.append("- RepBlend > LoRS > MTT-VL > random on r_mean at 100 pairs: missing rows")
