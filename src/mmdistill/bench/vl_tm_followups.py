@@ -54,8 +54,10 @@ def followup_cells(bufs: dict[str, tuple[dict[str, Any], Path]], ev: dict[str, A
         cells.append(Cell("vl", DATASET, m, 100, "pairs", data=dict(DATA), eval=dict(ev), seeds=list(SEEDS), params=p,
                           syn_seeds=syn_seeds_for(label, 100), label=label))
     for m, (ex, path) in zip(("lors", "repblend"), speed_buffers(bufs)):
+        # the config's lrs, without per-budget overrides: s/iter does not depend on the data lrs, and the speed pair
+        # keeps one fixed config whatever the validation sweep ships at 100 pairs
         p = {**method_params(m), "buffer": str(path), "experts": ex, "iterations": SPEED_ITERATIONS,
-             "max_start_epoch": 1}
+             "max_start_epoch": 1, "lrs_by_budget": {}}
         cells.append(Cell("vl", DATASET, m, 100, "pairs", data=dict(DATA), eval=dict(ev), seeds=[0], params=p,
                           syn_seeds=[0], label=f"{m}-w{SPEED_WIDTH}"))
         cells.append(Cell("vl", DATASET, m, 100, "pairs", data=dict(DATA), eval=dict(ev), seeds=[0],
