@@ -257,6 +257,10 @@ def check_av(rows: list[dict[str, Any]]) -> list[str]:
         out += _ipc10_modality_lines(rows, d, full)
         out += _ipc10_modality_lines(rows, d, full, ipc=20)
     out += _cross_arch_lines(rows)
+    from .av_bn_probe import probe_lines
+
+    probe = probe_lines()
+    out += ([""] + probe) if probe else []
     cal = calibration_lines(rows)
     return out + ([""] + cal if cal else [])
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,9 @@ class ClassificationProtocol:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     eval_batch_size: int = 512
     selection: Literal["last"] = "last"
+    # extra constructor kwargs per evaluation arch, e.g. {"resnet18": {"norm": "instance"}} (cross-arch nets other
+    # than ConvNet otherwise use their registered defaults: ResNet-18 and VGG11 with BatchNorm)
+    arch_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def arch_for(self, modality: str) -> str:
         if modality == "audio" and self.audio_arch:
@@ -56,12 +59,13 @@ class ClassificationProtocol:
         return self.arch
 
     def net_kwargs(self, arch: str) -> dict:
-        if arch == "convnet":
-            return {"width": self.width, "depth": self.depth, "norm": self.norm}
-        return {}
+        base = {"width": self.width, "depth": self.depth, "norm": self.norm} if arch == "convnet" else {}
+        return {**base, **(self.arch_kwargs.get(arch) or {})}
 
     def describe(self, n_train: int) -> dict:
         d = asdict(self)
+        if not d["arch_kwargs"]:
+            d.pop("arch_kwargs")  # shown in "nets" below; omitted when unused so earlier protocols compare equal
         bs = min(self.batch_size, n_train)
         d.update({
             "task": "classification",
