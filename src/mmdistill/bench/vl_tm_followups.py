@@ -227,10 +227,10 @@ VAL_NOTES: list[str] = [
     "and RepBlend (15.45) tie and LoRS is 0.7 lower; with all pairs LoRS without a learned S equals MTT-VL "
     "(18.23 vs 18.11; the same loss and trajectory matching, reverse-mode vs unrolled gradient). So the whole "
     "3.3-point lead of MTT-VL over LoRS on val is the larger student batch (+1.3 for LoRS) plus the learned "
-    "similarity, which costs LoRS 2.2 here (test agrees in sign: `lors-s-frozen` 14.52 vs `lors` 13.24). Emoji "
-    "pairs one rendered image with one caption vector and near-duplicate concepts are rare, so the many-to-many "
-    "structure S is meant to capture (5 captions per image in Flickr30k/COCO, vl-distillation.md §3) is not there "
-    "to learn. The shipped LoRS and RepBlend keep the papers' minibatch 20 and learned S: these are controls that "
+    "similarity, which costs LoRS 2.2 here (test agrees in sign: `lors-s-frozen` 14.52 vs `lors` 13.24). Why S "
+    "hurts here is not established: emoji also has several captions per image (name, name with keywords, each "
+    "keyword), like Flickr30k/COCO's five, so many-to-many structure exists; S is learned from 200 iterations of "
+    "20-pair minibatches at lr_sim 0.01, and larger lr_sim was worse (notes above). The shipped LoRS and RepBlend keep the papers' minibatch 20 and learned S: these are controls that "
     "explain the chain, not calibration points (a LoRS without its S, at full batch, is MTT-VL).",
 ]
 
