@@ -138,3 +138,14 @@ def test_cross_arch_line_flags_mixed_set_counts():
     rows = [{**_row("av-digits-hard", "dm", 1, 30.0), "eval_arch": a, "n_sets": 3 if a == "convnet" else 1}
             for a in ["convnet", *EXTRA_ARCHS]]
     assert "Synthetic-set counts differ across archs for dm" in "\n".join(check_av(rows))
+
+
+def test_cross_arch_line_flags_mixed_thread_counts():
+    from mmdistill.bench.av_suite import _cross_arch_lines
+
+    rows = [{**_row("av-digits", "dm", 1, 50.0), "eval_arch": a, "threads": 1 if a == "convnet" else 2}
+            for a in ["convnet", *EXTRA_ARCHS]]
+    line = " ".join(_cross_arch_lines(rows))
+    assert "different intra-op thread counts" in line and "dm" in line
+    same = [{**r, "threads": 1} for r in rows]
+    assert "thread counts" not in " ".join(_cross_arch_lines(same))

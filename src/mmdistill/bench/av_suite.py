@@ -301,7 +301,11 @@ def _cross_arch_lines(rows: list[dict[str, Any]]) -> list[str]:
                 else:
                     missing.append(m)
             mixed = sorted(m for m, rs in have.items() if len({(r or {}).get("n_sets") for r in rs if r is not None}) > 1)
+            threads = sorted(m for m, rs in have.items() if len({(r or {}).get("threads") for r in rs if r is not None}) > 1)
             out.append(f"- Cross-architecture, {d} IPC {ipc}, fused ({' / '.join(archs)}): " + "; ".join(parts) + "."
+                       + (f" Rows of {', '.join(threads)} come from runs with different intra-op thread counts (the "
+                          "ConvNet rows re-run at 1 thread; float summation order makes sets differ slightly across "
+                          "thread counts, see each row's threads column)." if threads else "")
                        + (f" Not evaluated cross-arch: {', '.join(missing)}." if missing else "")
                        + (f" Synthetic-set counts differ across archs for {', '.join(mixed)} (ConvNet rows re-run with more "
                           "sets; see each row's seeds column)." if mixed else ""))
