@@ -348,9 +348,10 @@ def _speed_lines(rows: list[dict[str, Any]]) -> list[str]:
                 if r is not None:
                     c = _acc(rows, d, m, ipc, metric="cpu_s_per_iter")
                     speed.append(f"{m} IPC {ipc} {r['mean']:.2f}" + (f" ({c['mean']:.2f} CPU)" if c is not None else "")
-                                 + f" (load {r.get('load_avg_1m', float('nan')):.1f})")
+                                 + f" (load {r.get('load_avg_1m', float('nan')):.1f}"
+                                 + (f", {r['threads']} threads" if (r.get("threads") or 1) != 1 else "") + ")")
         if speed:
-            out.append(f"  s/iter on {d} (wall, CPU where recorded; quick configs, 1 intra-op thread, shared 2-core box): "
+            out.append(f"  s/iter on {d} (wall, CPU where recorded; quick configs, 1 intra-op thread unless noted, shared 2-core box): "
                        + "; ".join(speed) + ".")
     return out
 
