@@ -9,6 +9,12 @@ ConvNet per modality from the run loop's per-iteration RNG; for every class c, a
 ``step_mode="per_class"`` (AVDD) steps SGD after each class; ``"summed"`` (DM) sums over classes and steps
 once. Real embeddings are computed under ``no_grad``. Logs ``loss`` (Σ_c L_c), ``da2``, ``dv2``.
 Under ``torchrun`` the classes are sharded over the ranks and the synthetic gradients all-reduced (see ``step``).
+
+AVDD's reference loop (Kushwaha et al., TMLR'24, code ``main_DM_AV.py``) differs in two switchable details:
+``dsa_draw="per_iteration"`` draws one DSA parameter set per iteration and applies it to every class (and,
+with ``dsa.share_across_modalities``, to both modalities); ``momentum_leaves="per_modality"`` keeps AVDD's one
+SGD leaf per modality (:meth:`DMAV._step_reference`). With both and DSA off, this loop reproduces the
+reference's synthetic tensors to float64 rounding (tests/test_parity_av_kd.py).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from .base import METHODS
 class DMAV(AVMatchDistiller):
     name = "dm"
     Config: ClassVar[type] = AVMatchConfig
+    reference_loop_options: ClassVar[bool] = True
 
     def class_loss(self, mu_r: dict[str, Tensor], mu_s: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         la = ((mu_r["audio"] - mu_s["audio"]) ** 2).sum()
@@ -44,12 +51,15 @@ class DMAV(AVMatchDistiller):
         optimiser step(s): one for ``"summed"``, one per class in class order for ``"per_class"`` (class c+1's
         loss never reads class c's leaves, so computing all losses before stepping changes nothing).
         """
+        if self.cfg.momentum_leaves == "per_modality" and self.cfg.step_mode == "per_class":
+            return self._step_reference()
         ctx = dist_context()
         nets = self.random_nets()
         self.opt.zero_grad(set_to_none=True)
         per_class_logs: list[dict[str, float] | None] = [None] * self.num_classes
+        shared_aug = self.draw_aug() if self.cfg.dsa_draw == "per_iteration" else None
         for c in range(self.num_classes):
-            aug = self.draw_aug()
+            aug = shared_aug if shared_aug is not None else self.draw_aug()
             real = self.real_batch(c)
             if c % ctx.world != ctx.rank:
                 continue
@@ -72,6 +82,33 @@ class DMAV(AVMatchDistiller):
         for rec in per_class_logs:  # summed in class order, as one process does
             for k, v in (rec or {}).items():
                 logs[k] += v
+        return dict(logs)
+
+    def _step_reference(self) -> dict[str, float]:
+        """AVDD's per-class loop with one SGD leaf per modality (``momentum_leaves="per_modality"``).
+
+        Class by class: loss, backward, one optimiser step in which every other class's leaves get a zero
+        gradient, so SGD's momentum moves them as it moves the untouched rows of AVDD's single tensor
+        (``buf = μ·buf + 0``; ``x -= lr·buf``), and class c+1's loss sees those moved rows. Sequential by
+        construction: under torchrun every rank runs the whole loop (same RNG stream, same result).
+        """
+        nets = self.random_nets()
+        shared_aug = self.draw_aug() if self.cfg.dsa_draw == "per_iteration" else None
+        logs: dict[str, float] = defaultdict(float)
+        for c in range(self.num_classes):
+            aug = shared_aug if shared_aug is not None else self.draw_aug()
+            real = self.real_batch(c)
+            mu_r, mu_s = self.class_means(nets, real, self.syn_batch(c), aug)
+            loss, parts = self.class_loss(mu_r, mu_s)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for m in MODALITIES:
+                for t in self.syn[m]:
+                    if t.grad is None:
+                        t.grad = torch.zeros_like(t)
+            self.opt.step()
+            for k, v in {"loss": loss.detach(), **parts}.items():
+                logs[k] += float(v)
         return dict(logs)
 
     def _reduce_shards(self, per_class_logs: list[dict[str, float] | None]) -> list[dict[str, float] | None]:

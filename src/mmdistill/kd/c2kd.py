@@ -25,9 +25,9 @@ def kendall_tau_b(a: Tensor, b: Tensor) -> Tensor:
     db = torch.sign(b.unsqueeze(2) - b.unsqueeze(1))
     c = a.shape[1]
     n0 = float(c * (c - 1))  # ordered pairs i != j (each unordered pair counted twice, as in the numerator)
-    ties_a = (da == 0).flatten(1).sum(1).float() - c  # minus the diagonal
-    ties_b = (db == 0).flatten(1).sum(1).float() - c
     num = (da * db).flatten(1).sum(1)
+    ties_a = (da == 0).flatten(1).sum(1).to(num.dtype) - c  # minus the diagonal; counts in the input's precision
+    ties_b = (db == 0).flatten(1).sum(1).to(num.dtype) - c
     den = torch.sqrt((n0 - ties_a) * (n0 - ties_b))
     return torch.where(den > 0, num / den.clamp_min(1e-12), torch.zeros_like(num))
 

@@ -33,7 +33,12 @@ class NetSpec:
 
 @dataclass
 class TrainSpec:
-    """Optimiser and schedule. ``poly`` is the FD-CMKD/C2KD per-epoch 1e-4 + (lr - 1e-4)(1 - e/E)^0.9."""
+    """Optimiser and schedule. ``poly`` is the FD-CMKD/C2KD per-epoch 1e-4 + (lr - 1e-4)(1 - e/E)^0.9.
+
+    poly_update: when the poly rate of epoch e takes effect. "epoch_start" (FD-CMKD's code: set before the
+        epoch's first step); "after_step" (C2KD's code: set after every optimiser step, so each epoch's first
+        step still runs at the previous epoch's rate and the very first step at ``lr``).
+    """
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 1e-3
@@ -42,6 +47,7 @@ class TrainSpec:
     batch_size: int = 64
     epochs: int = 12
     lr_schedule: Literal["cosine", "poly", "constant"] = "cosine"
+    poly_update: Literal["epoch_start", "after_step"] = "epoch_start"
     augment: bool = True
 
 

@@ -43,6 +43,10 @@ def lr_at(spec: TrainSpec, epoch: int, step_in_epoch: int, steps_per_epoch: int)
     if spec.lr_schedule == "cosine":
         return 0.5 * spec.lr * (1 + math.cos(math.pi * t / max(total, 1)))
     if spec.lr_schedule == "poly":
+        if spec.poly_update == "after_step" and step_in_epoch == 0:
+            if epoch == 0:
+                return spec.lr
+            epoch -= 1
         return 1e-4 + (spec.lr - 1e-4) * (1 - epoch / spec.epochs) ** 0.9
     return spec.lr
 
