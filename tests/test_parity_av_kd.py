@@ -395,3 +395,120 @@ def test_fd_cmkd_matches_reference(direction):
             assert_summary(summary(gr), ref, 0.0, f"{direction} grad {name}")
         else:
             assert_close(gr, ref, 0.0, f"{direction} grad {name}")
+
+
+# ================================================================== paper configs mirror the reference
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["dm", "avdd"])
+def test_av_paper_configs_mirror_the_reference_loop(name):
+    from mmdistill.config import from_dict
+    from mmdistill.distill import get_method
+    from mmdistill.runs import resolve_run_config
+
+    cfg0 = resolve_run_config(ROOT / "configs" / "av" / f"{name}_av-prepared.yaml")
+    p = from_dict(get_method(cfg0.method).Config, cfg0.params, where=name)
+    assert (p.factor, p.iterations, p.batch_real, p.step_mode) == (2, 5000, 128, "per_class")
+    assert (p.dsa_draw, p.momentum_leaves) == ("per_iteration", "per_modality")
+    assert (p.lr_audio, p.lr_visual, p.momentum) == (0.2, 0.2, 0.5)
+    assert (p.net.width, p.net.audio_depth, p.net.visual_depth, p.net.audio_final_pool, p.net.audio_first_pad) == (
+        128, 3, 5, [7, 7], "dc")
+    assert p.dsa.audio_ops == "avdd" and p.dsa.share_across_modalities and p.dsa.enabled
+    if name == "avdd":
+        assert (p.lambda_icm, p.lambda_cgm) == (10.0, 10.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dm", "avdd"])
+def test_av_paper_config_runs_at_paper_shapes(name, tmp_path, monkeypatch):
+    """Two iterations of the shipped config at 1x128x56 audio / 3x224x224 frames and width 128 (only the iteration
+    count, the herding proxy's size and periodic evaluation are overridden; the fixture has 4 pairs per class)."""
+    from av_fixtures import write_av_prepared
+    from mmdistill.runs import distill, resolve_run_config
+
+    monkeypatch.setenv("MMDISTILL_CACHE", str(tmp_path / "cache"))
+    d = write_av_prepared(tmp_path / "avp", classes=2, per_class=4)
+    over = ["params.iterations=2", "params.proxy.epochs=1", "params.proxy.width=4", "params.proxy.depth=1",
+            "run.eval_every=0", f"data.path={d}"]
+    cfg = resolve_run_config(ROOT / "configs" / "av" / f"{name}_av-prepared.yaml", over, ipc=1)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_dir, syn = distill(cfg, tmp_path / "run", progress=False)
+    finally:
+        torch.set_num_threads(n)
+    assert tuple(syn.tensors["audio"].shape[1:]) == (1, 128, 56) and tuple(syn.tensors["visual"].shape[1:]) == (3, 224, 224)
+    assert syn.meta["layout"]["factor"] == 2 and syn.meta["decoded_ipc"] == 4
+    assert syn.meta["config"]["momentum_leaves"] == "per_modality" and syn.meta["config"]["dsa_draw"] == "per_iteration"
+    log = [json.loads(l) for l in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert sum("loss" in r for r in log) == 2 and all(math.isfinite(r["loss"]) for r in log if "loss" in r)
+
+
+def _kd_paper(name: str):
+    from mmdistill.config import load_config
+    from mmdistill.kd.config import KDRunConfig
+
+    return load_config(KDRunConfig, str(ROOT / "configs" / "kd" / name), [])
+
+
+def test_dkd_default_is_the_imagenet_setting_and_cifar_is_a_label():
+    from mmdistill.kd.losses import resolve_method
+
+    c = DKDConfig()
+    assert (c.alpha, c.beta, c.temperature, c.warmup_epochs) == (1.0, 0.5, 1.0, 1)
+    base, params = resolve_method("dkd-cifar")
+    assert base == "dkd" and (params["beta"], params["temperature"]) == (8.0, 4.0)
+    cfg = _kd_paper("dkd_av-digits-hard.yaml")
+    assert cfg.method == "dkd" and (cfg.params["beta"], cfg.params["temperature"]) == (0.5, 1.0)
+
+
+def test_kd_paper_configs_mirror_the_reference():
+    fd = _kd_paper("fd-cmkd_paper-resnet18.yaml")
+    c2 = _kd_paper("c2kd_paper-resnet18.yaml")
+    for cfg in (fd, c2):
+        for spec in (cfg.teacher, cfg.student):
+            assert spec.arch == "resnet18" and spec.kwargs["width"] == 64
+        for tr in (cfg.teacher_train, cfg.student_train):
+            assert (tr.optimizer, tr.lr, tr.momentum, tr.weight_decay, tr.batch_size, tr.epochs, tr.lr_schedule) == (
+                "sgd", 0.01, 0.9, 0.0, 64, 100, "poly")
+        assert cfg.selection == "last"
+    assert fd.student_train.poly_update == "epoch_start" and c2.student_train.poly_update == "after_step"
+    assert c2.method == "c2kd" and c2.params["krc"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fd-cmkd_paper-resnet18.yaml", "c2kd_paper-resnet18.yaml"])
+def test_kd_paper_config_runs_at_paper_shapes(name, tmp_path, monkeypatch):
+    """A few steps of the shipped recipe at its real widths on av-digits-hard's tensor shapes (1x64x64 log-mel,
+    1x28x28 digits); only epochs, batch size and the number of rows are reduced."""
+    from dataclasses import replace
+
+    from mmdistill.kd.trainer import run_seed
+
+    monkeypatch.setenv("MMDISTILL_CACHE", str(tmp_path / "cache"))
+    cfg = _kd_paper(name)
+    cfg = replace(cfg, dataset="toy-paper", teacher_train=replace(cfg.teacher_train, epochs=1, batch_size=8),
+                  student_train=replace(cfg.student_train, epochs=2, batch_size=8), teacher_cache=False)
+
+    def ds(split: str, n: int, seed: int) -> PairedDataset:
+        g = torch.Generator().manual_seed(seed)
+        y = torch.arange(n) % 4
+        return PairedDataset("toy-paper", split, "classification",
+                             {"audio": torch.randn(n, 1, 64, 64, generator=g), "visual": torch.randn(n, 1, 28, 28, generator=g)},
+                             labels=y)
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = run_seed(cfg, ds("train", 16, 0), ds("test", 8, 1), seed=0)
+    finally:
+        torch.set_num_threads(n)
+    assert r["steps"] == 4 and 0.0 <= r["student_acc"] <= 100.0
+    if name.startswith("fd-cmkd"):
+        assert r["dims"]["s_feat"] == r["dims"]["t_feat"] == 512  # D = 512, the pooled pre-ReLU layer4 map
+        assert r["student_net"]["feat_dim"] == 512  # the classifier reads the 512-d pooled map, not a flattened one
+    else:
+        assert r["dims"]["s_mid"] == r["dims"]["t_mid"] == 256  # proxies on layer3, as the code's Tea/Stu
+        lrs = [h["lr"] for h in r["history"]]
+        assert lrs[0] == pytest.approx(1e-4 + (0.01 - 1e-4) * (1 - 0 / 2) ** 0.9)
