@@ -417,6 +417,12 @@ def test_av_paper_configs_mirror_the_reference_loop(name):
     assert p.dsa.audio_ops == "avdd" and p.dsa.share_across_modalities and p.dsa.enabled
     if name == "avdd":
         assert (p.lambda_icm, p.lambda_cgm) == (10.0, 10.0)
+    from mmdistill.evaluate.protocol import default_protocol
+
+    ev = default_protocol("classification", **cfg0.eval)
+    assert ev.protocol == "paper" and ev.selection == "last"
+    assert (ev.paper.width, ev.paper.audio_depth, ev.paper.visual_depth, ev.paper.epochs, ev.paper.decay_after_epochs) == (
+        128, 3, 5, 30, [10, 20])
 
 
 @pytest.mark.slow
@@ -512,3 +518,55 @@ def test_kd_paper_config_runs_at_paper_shapes(name, tmp_path, monkeypatch):
         assert r["dims"]["s_mid"] == r["dims"]["t_mid"] == 256  # proxies on layer3, as the code's Tea/Stu
         lrs = [h["lr"] for h in r["history"]]
         assert lrs[0] == pytest.approx(1e-4 + (0.01 - 1e-4) * (1 - 0 / 2) ** 0.9)
+
+
+# ================================================================== AVDD's evaluation learner (eval.protocol: paper)
+def test_paper_evaluation_learner_matches_avdd_evaluate_synset_av():
+    """Three epochs of AVDD's evaluate_synset_av (Adam with three lr groups, decay after epochs 0 and 1, DSA off,
+    one shuffled batch per epoch) against our ``fit`` from the same weights: test logits and parameters."""
+    from mmdistill.evaluate.av_paper import AVPaperEval, PaperAVClassifier, fit
+
+    g = golden("avdd_eval")
+    sh, s, inp = g["shapes"], g["settings"], g["inputs"]
+    shapes = {"audio": tuple(sh["audio"]), "visual": tuple(sh["visual"])}
+    cfg = AVPaperEval(width=sh["width"], lr_head=s["lr_head"], lr_audio=s["lr_audio"], lr_visual=s["lr_visual"],
+                      weight_decay=s["weight_decay"], betas=s["betas"], epochs=s["epochs"],
+                      decay_after_epochs=s["decay_after_epochs"], batch_size=s["batch_size"], dsa=DSAConfig(enabled=False))
+    model = PaperAVClassifier(cfg, shapes, sh["classes"]).double()
+    fill_params([p for n, p in model.encoders["audio"].named_parameters() if n.startswith("features.")], 401)
+    fill_params([p for n, p in model.encoders["visual"].named_parameters() if n.startswith("features.")], 402)
+    fill_params(list(model.heads.parameters()), 403)
+    n, nt = sh["n_train"], sh["n_test"]
+    train = {"audio": randn(inp["train_audio"], (n, *shapes["audio"])), "visual": randn(inp["train_visual"], (n, *shapes["visual"]))}
+    y = randint(inp["train_labels"], n, sh["classes"])
+    fit(model, cfg, train, y, torch.Generator().manual_seed(0))
+    model.eval()
+    with torch.no_grad():
+        out = model({"audio": randn(inp["test_audio"], (nt, *shapes["audio"])),
+                     "visual": randn(inp["test_visual"], (nt, *shapes["visual"]))})
+    assert_close(out["audio"], g["test_logits_audio"], 1e-10, "paper learner audio logits")
+    assert_close(out["visual"], g["test_logits_visual"], 1e-10, "paper learner visual logits")
+    params = {"audio": torch.cat([p.detach().reshape(-1) for p in model.encoders["audio"].parameters()]),
+              "visual": torch.cat([p.detach().reshape(-1) for p in model.encoders["visual"].parameters()]),
+              "heads": torch.cat([p.detach().reshape(-1) for p in model.heads.parameters()])}
+    for k, v in params.items():
+        assert_summary(summary(v), g["params"][k], 1e-10, f"paper learner {k} parameters")
+
+
+def test_paper_protocol_is_recorded_and_best_on_test_is_a_labelled_control():
+    from av_fixtures import tiny_av
+    from mmdistill.evaluate.protocol import default_protocol, evaluate_tensors
+
+    assert default_protocol("classification").describe(10)["protocol"] == "common"
+    with pytest.raises(ConfigError, match="best-on-test"):
+        default_protocol("classification", selection="best-on-test")
+    tr, te = tiny_av("train", per_class=6), tiny_av("test", per_class=5)
+    p = default_protocol("classification", protocol="paper", seeds=[0], selection="best-on-test",
+                         paper={"width": 8, "epochs": 3, "visual_depth": 3, "decay_after_epochs": [1], "batch_size": 8})
+    d = p.describe(24)
+    assert d["protocol"] == "paper" and d["selection"] == "best-on-test" and d["nets"]["visual"]["depth"] == 3
+    assert d["lr"] == {"heads": 1e-3, "audio": 1e-3, "visual": 1e-4} and d["steps"] == 9
+    m, _ = evaluate_tensors(p, tr.pairs(), tr.pair_labels(), te)
+    for k in ("audio_acc", "visual_acc", "fused_acc"):
+        assert m[f"{k}_best_on_test"]["mean"] >= m[k]["mean"]  # the control can only inflate the last epoch
+    assert m["best_head_acc_best_on_test"]["mean"] >= max(m[k]["mean"] for k in ("audio_acc", "visual_acc", "fused_acc"))

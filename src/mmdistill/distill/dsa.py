@@ -87,6 +87,11 @@ def draw(ops: tuple[str, ...], gen: torch.Generator, cfg: DSAConfig) -> AugParam
     if not ops or not cfg.enabled:
         return AugParams("identity")
     op = ops[int(torch.randint(len(ops), (), generator=gen))]
+    return draw_params(op, gen, cfg)
+
+
+def draw_params(op: str, gen: torch.Generator, cfg: DSAConfig) -> AugParams:
+    """Sample the parameters of the given op from ``gen``."""
     v: dict[str, float] = {}
     if op == "flip":
         v["flip"] = float(_u(gen) < 0.5)
@@ -177,6 +182,18 @@ def apply(x: Tensor, p: AugParams, cfg: DSAConfig) -> Tensor:
         start = int(v["start"] * max(w - width, 0))
         return _band_mask(x, -1, start, start + width, cfg.mask_value) if width > 0 else x
     raise ConfigError(f"dsa: unknown op {p.op!r}")
+
+
+def augment_per_sample(x: Tensor, ops: tuple[str, ...], gen: torch.Generator, cfg: DSAConfig) -> Tensor:
+    """DSA as a training augmentation (not Siamese): one op per batch, its parameters drawn per sample.
+
+    This is DSA's ``DiffAugment`` with ``seed=-1`` in single-op mode, as AVDD's evaluation applies it to every
+    training batch of each modality.
+    """
+    if not ops or not cfg.enabled or x.dim() != 4:
+        return x
+    op = ops[int(torch.randint(len(ops), (), generator=gen))]
+    return torch.cat([apply(x[i:i + 1], draw_params(op, gen, cfg), cfg) for i in range(x.shape[0])])
 
 
 class SiameseDSA:

@@ -7,6 +7,10 @@ use one head each. Selection is the LAST step, never the best on test.
 
 Training length is ``max(epochs * ceil(N / batch), min_steps)`` optimiser steps, so a 10-pair set
 is not trained for only 10 steps. Everything is recorded in :meth:`describe`.
+
+``protocol: common`` (default) is the recipe above, the same for every method; ``protocol: paper`` trains
+AVDD's own evaluation learner instead (:mod:`mmdistill.evaluate.av_paper`, settings under ``paper``), still
+selected at the last epoch. ``selection: best-on-test`` (``paper`` only) adds labelled best-on-test metrics.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from tqdm import tqdm
 
 from ..nets import create_net
 from ..seed import generator, seed_everything
+from ..errors import ConfigError
 from .augment import augment_modality
+from .av_paper import AVPaperEval
 from .batches import minibatches
 from .metrics import accuracy
 
@@ -46,10 +52,18 @@ class ClassificationProtocol:
     augment: bool = True
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     eval_batch_size: int = 512
-    selection: Literal["last"] = "last"
+    selection: Literal["last", "best-on-test"] = "last"
     # extra constructor kwargs per evaluation arch, e.g. {"resnet18": {"norm": "instance"}} (cross-arch nets other
     # than ConvNet otherwise use their registered defaults: ResNet-18 and VGG11 with BatchNorm)
     arch_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # "common": the recipe above for every method; "paper": AVDD's evaluation learner (settings in ``paper``)
+    protocol: Literal["common", "paper"] = "common"
+    paper: AVPaperEval = field(default_factory=AVPaperEval)
+
+    def __post_init__(self) -> None:
+        if self.selection == "best-on-test" and self.protocol != "paper":
+            raise ConfigError("eval.selection 'best-on-test' is a control of eval.protocol 'paper' only; "
+                              "the common protocol selects the last step")
 
     def arch_for(self, modality: str) -> str:
         if modality == "audio" and self.audio_arch:
@@ -63,7 +77,10 @@ class ClassificationProtocol:
         return {**base, **(self.arch_kwargs.get(arch) or {})}
 
     def describe(self, n_train: int) -> dict:
+        if self.protocol == "paper":
+            return self._describe_paper(n_train)
         d = asdict(self)
+        d.pop("paper")
         if not d["arch_kwargs"]:
             d.pop("arch_kwargs")  # shown in "nets" below; omitted when unused so earlier protocols compare equal
         bs = min(self.batch_size, n_train)
@@ -80,6 +97,24 @@ class ClassificationProtocol:
             "split": "train on the given set, test on the dataset's full test split",
         })
         return d
+
+    def _describe_paper(self, n_train: int) -> dict:
+        p = self.paper
+        return {
+            "task": "classification", "protocol": "paper", "reference": "AVDD evaluate_synset_av (sakshamsingh1/AVDD)",
+            "paper": asdict(p), "seeds": list(self.seeds), "selection": self.selection,
+            "nets": {m: {"arch": "convnet", **p.net_kwargs(m)} for m in ("audio", "visual")},
+            "heads": f"one linear head per modality, weights N(0, {p.head_init_std:g}^2)",
+            "trained_modules": "all (fresh nets + heads)", "optimizer": "adam",
+            "lr": {"heads": p.lr_head, "audio": p.lr_audio, "visual": p.lr_visual}, "weight_decay": p.weight_decay,
+            "batch_size": p.batch_size, "epochs": p.epochs,
+            "lr_schedule": f"x{p.decay:g} after epochs {p.decay_after_epochs}", "augment": "per-batch DSA, per-sample parameters",
+            "loss": "CE(audio head) + CE(visual head)", "fusion": "mean of the two softmaxes", "lr_source": "fixed",
+            "steps": p.epochs * math.ceil(n_train / min(p.batch_size, n_train)),
+            "split": "train on the given set, test on the dataset's full test split",
+            "metrics": "last epoch" + ("; *_best_on_test: best test epoch / best of three heads (a control)"
+                                       if self.selection == "best-on-test" else ""),
+        }
 
     def total_steps(self, n_train: int) -> int:
         bs = min(self.batch_size, n_train)
@@ -118,6 +153,12 @@ def train_and_test(
     device: str = "cpu",
 ) -> dict[str, float]:
     """Train one fresh model on ``train`` (dict of modality tensors) and test it; returns accuracies in %."""
+    if proto.protocol == "paper":
+        from . import av_paper
+
+        return av_paper.train_and_test(proto.paper, train, labels, test, test_labels, num_classes, seed, device,
+                                       best_on_test=proto.selection == "best-on-test",
+                                       eval_batch_size=proto.eval_batch_size)
     seed_everything(seed)
     gen = generator(seed)
     shapes = {m: tuple(x.shape[1:]) for m, x in train.items()}
