@@ -74,7 +74,8 @@ class AVMatchConfig:
     # Reference-loop switches (dm/avdd). "per_class"/"per_class" is ours; "per_iteration"/"per_modality" is AVDD's
     # main_DM_AV.py: one DSA seed per iteration for every class and both modalities, and one SGD leaf per
     # modality, so a class step also moves the other classes' rows by their momentum and the next class's loss
-    # already sees them moved.
+    # already sees them moved. (Under step_mode "summed" every leaf gets a gradient at the one step, so the two
+    # momentum_leaves settings coincide there.)
     dsa_draw: Literal["per_class", "per_iteration"] = "per_class"
     momentum_leaves: Literal["per_class", "per_modality"] = "per_class"
     audio_layout: Literal["grid2d", "time1d"] = "grid2d"  # AVDD: grid2d; IDC speech: time1d

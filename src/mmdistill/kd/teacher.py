@@ -103,8 +103,11 @@ def teacher_recipe(dataset: str, data: dict[str, Any], modality: str, label: str
     """Everything the weights depend on. The net enters RESOLVED (``auto`` -> its arch and kwargs; taps left
     out), so an explicit config and the equivalent ``auto`` spec share one cached teacher."""
     arch, kw = resolve_spec(spec, in_shape)
+    tr = asdict(train)
+    if tr.get("poly_update") == "epoch_start":  # the default leaves the weights, hence keys cached before it, as they were
+        tr.pop("poly_update")
     return {"format": FORMAT, "dataset": dataset, "data": data, "modality": modality, "label": label,
-            "net": {"arch": arch, "kwargs": kw}, "train": asdict(train), "seed": seed, "in_shape": list(in_shape),
+            "net": {"arch": arch, "kwargs": kw}, "train": tr, "seed": seed, "in_shape": list(in_shape),
             "num_classes": num_classes}
 
 
