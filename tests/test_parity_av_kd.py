@@ -415,6 +415,7 @@ def test_av_paper_configs_mirror_the_reference_loop(name):
     assert (p.net.width, p.net.audio_depth, p.net.visual_depth, p.net.audio_final_pool, p.net.audio_first_pad) == (
         128, 3, 5, [7, 7], "dc")
     assert p.dsa.audio_ops == "avdd" and p.dsa.share_across_modalities and p.dsa.enabled
+    assert not p.dsa.affine_align_corners  # the reference's sampling grid
     if name == "avdd":
         assert (p.lambda_icm, p.lambda_cgm) == (10.0, 10.0)
     from mmdistill.evaluate.protocol import default_protocol
@@ -571,3 +572,42 @@ def test_paper_protocol_is_recorded_and_best_on_test_is_a_labelled_control():
     for k in ("audio_acc", "visual_acc", "fused_acc"):
         assert m[f"{k}_best_on_test"]["mean"] >= m[k]["mean"]  # the control can only inflate the last epoch
     assert m["best_head_acc_best_on_test"]["mean"] >= max(m[k]["mean"] for k in ("audio_acc", "visual_acc", "fused_acc"))
+
+
+# ================================================================== DSA ops (AVDD's copy of DSA's ParamDiffAug)
+def _dsa_params(op: str, draws: list, h: int, w: int) -> "AugParams":
+    """Our parameters for the reference's draws. Conventions differ only by sign (rotate, crop), which maps one
+    symmetric distribution onto itself."""
+    from mmdistill.distill.dsa import AugParams
+
+    if op == "flip":
+        return AugParams("flip", {"flip": float(draws[0] < 0.5)})
+    if op == "scale":
+        lo = 1.0 / 1.2
+        return AugParams("scale", {"sx": draws[0] * (1.2 - lo) + lo, "sy": draws[1] * (1.2 - lo) + lo})
+    if op == "rotate":
+        return AugParams("rotate", {"theta": -((draws[0] - 0.5) * 2 * 15.0 / 180 * math.pi)})
+    if op == "color":
+        return AugParams("color", {"b": draws[0] - 0.5, "s": draws[1] * 2.0, "c": draws[2] + 0.5})
+    if op == "crop":  # the reference reads row i + t of the padded map; our shift moves content by +d
+        return AugParams("crop", {"dy": -draws[0] / h, "dx": -draws[1] / w})
+    return AugParams("cutout", {"cy": (draws[0] + 0.5) / h, "cx": (draws[1] + 0.5) / w})
+
+
+def test_dsa_ops_match_avdd_given_the_same_draws():
+    from mmdistill.distill.dsa import apply
+
+    g = golden("avdd_dsa")
+    x = randn(g["input"]["seed"], g["input"]["shape"])
+    h, w = x.shape[-2:]
+    faithful = DSAConfig(affine_align_corners=False)
+    for case in g["cases"]:
+        p = _dsa_params(case["op"], case["draws"], h, w)
+        affine = case["op"] in ("scale", "rotate")
+        assert_summary(summary(apply(x, p, faithful)), case["output"], 1e-12 if affine else 0.0, f"dsa {case}")
+        ours = apply(x, p, DSAConfig())  # our default sampling grid, align_corners=True
+        diff = float((ours - apply(x, p, faithful)).abs().max())
+        if case["op"] == "rotate":  # it rotates a non-square map differently (AVDD's spectrograms are 128x56)
+            assert diff > 1e-3
+        else:  # pixel-centre scaling and every other op are the same for both grids
+            assert diff < 1e-12

@@ -17,6 +17,11 @@ modalities, Siamese within a modality), §3.9 item 10 (DSA ops are domain-inappr
   ``mask_value``); no frequency flips, shifts, scales or rotations (§3.9 item 10). ``"avdd"``: the visual
   DSA ops, AVDD-faithful (flip reverses time, crop/scale/rotate warp frequency). ``"none"``: identity.
 
+Given the same draws, the ops equal AVDD's copy of DSA's ops (tests/test_parity_av_kd.py) up to sign
+conventions that map each symmetric distribution onto itself (rotation angle, crop shift), with
+``affine_align_corners=False`` (the reference's grid; ours defaults to True, which rotates a non-square map
+differently and leaves every other op unchanged).
+
 Every op is differentiable w.r.t. the input tensor (affine ``grid_sample``, masks, shifts), so gradients
 flow to the synthetic data. All randomness comes from a ``torch.Generator`` seeded by the caller.
 """
@@ -55,6 +60,8 @@ class DSAConfig:
     time_shift: float = 0.125  # spectrogram: shift up to this fraction of the time axis
     time_mask: float = 0.25  # spectrogram: mask up to this fraction of time frames
     mask_value: float = 0.0  # fill for shifts/masks (0 = the mean of standardised features)
+    # scale/rotate sampling grid: True (ours) or False (DSA/AVDD's code: PyTorch's default for affine_grid/grid_sample)
+    affine_align_corners: bool = True
 
     def ops_for(self, modality: str) -> tuple[str, ...]:
         vis = tuple(o for o in self.strategy.split("_") if o)
@@ -119,10 +126,10 @@ def draw_params(op: str, gen: torch.Generator, cfg: DSAConfig) -> AugParams:
     return AugParams(op, v)
 
 
-def _affine(x: Tensor, a: list[list[float]]) -> Tensor:
+def _affine(x: Tensor, a: list[list[float]], align_corners: bool = True) -> Tensor:
     theta = torch.tensor(a, dtype=x.dtype, device=x.device).unsqueeze(0).expand(x.shape[0], 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=align_corners)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
 
 
 def _shift(x: Tensor, dy: int, dx: int, fill: float) -> Tensor:
@@ -155,10 +162,10 @@ def apply(x: Tensor, p: AugParams, cfg: DSAConfig) -> Tensor:
     if p.op == "flip":
         return x.flip(-1) if v["flip"] else x
     if p.op == "scale":
-        return _affine(x, [[v["sx"], 0.0, 0.0], [0.0, v["sy"], 0.0]])
+        return _affine(x, [[v["sx"], 0.0, 0.0], [0.0, v["sy"], 0.0]], cfg.affine_align_corners)
     if p.op == "rotate":
         t = v["theta"]
-        return _affine(x, [[math.cos(t), math.sin(t), 0.0], [-math.sin(t), math.cos(t), 0.0]])
+        return _affine(x, [[math.cos(t), math.sin(t), 0.0], [-math.sin(t), math.cos(t), 0.0]], cfg.affine_align_corners)
     if p.op == "crop":
         return _shift(x, int(round(v["dy"] * h)), int(round(v["dx"] * w)), 0.0)
     if p.op == "cutout":

@@ -59,7 +59,7 @@ class AVPaperEval:
     decay_after_epochs: list[int] = field(default_factory=lambda: [10, 20])
     decay: float = 0.1
     head_init_std: float = 1e-4
-    dsa: DSAConfig = field(default_factory=lambda: DSAConfig(audio_ops="avdd"))
+    dsa: DSAConfig = field(default_factory=lambda: DSAConfig(audio_ops="avdd", affine_align_corners=False))
 
     def net_kwargs(self, modality: str) -> dict[str, Any]:
         a = modality == "audio"
