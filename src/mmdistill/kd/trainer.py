@@ -226,6 +226,7 @@ def describe_protocol(cfg: KDRunConfig, per_seed: list[dict[str, Any]]) -> dict[
     first = per_seed[0]
     return {
         "task": "cross-modal KD",
+        "protocol": "common",  # one learner for every KD method; the papers' selection rules are not reproduced
         "direction": f"{cfg.teacher_modality} -> {cfg.student_modality}",
         "teacher_modality": cfg.teacher_modality, "student_modality": cfg.student_modality,
         "method": cfg.method, "method_config": first["loss_config"], "loss": first["loss"],
