@@ -611,3 +611,25 @@ def test_dsa_ops_match_avdd_given_the_same_draws():
             assert diff > 1e-3
         else:  # pixel-centre scaling and every other op are the same for both grids
             assert diff < 1e-12
+
+
+def test_c2kd_proxies_match_tea_and_stu():
+    """Our proxy (GAP -> Linear + BN + LeakyReLU(0.1) -> Linear) against C2KD's Tea/Stu (GAP -> 1x1 conv without
+    bias + BatchNorm2d + LeakyReLU(0.1) -> Linear) in train mode, with shared weights and our redundant pre-BN bias
+    at zero."""
+    from mmdistill.kd.c2kd import Proxy
+
+    g = golden("c2kd_proxy")
+    for name in ("Tea", "Stu"):
+        ref = g[name]
+        proxy = Proxy(256, 28).double().train()
+        fill_params([proxy.body[0].weight, proxy.body[1].weight, proxy.body[1].bias, proxy.fc.weight, proxy.fc.bias],
+                    ref["param_seed"])
+        with torch.no_grad():
+            proxy.body[0].bias.zero_()
+        x = randn(701, (6, 256, 2, 2)).requires_grad_(True)
+        z = proxy(x)
+        gx, gw = torch.autograd.grad((z ** 2).sum(), [x, proxy.fc.weight])
+        assert_close(z, ref["logits"], 1e-12, f"c2kd {name} logits")
+        assert_summary(summary(gx), ref["grad_input"], 1e-12, f"c2kd {name} input gradient")
+        assert_summary(summary(gw), ref["grad_fc_weight"], 1e-12, f"c2kd {name} fc gradient")
