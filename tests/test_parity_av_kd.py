@@ -514,7 +514,7 @@ def test_kd_paper_config_runs_at_paper_shapes(name, tmp_path, monkeypatch):
         torch.set_num_threads(n)
     assert r["steps"] == 4 and 0.0 <= r["student_acc"] <= 100.0
     if name.startswith("fd-cmkd"):
-        assert r["dims"]["s_feat"] == r["dims"]["t_feat"] == 512  # D = 512, the pooled pre-ReLU layer4 map
+        assert r["dims"]["s_feat"] == r["dims"]["t_feat"] == 512  # D = 512, the pooled post-ReLU layer4 map
         assert r["student_net"]["feat_dim"] == 512  # the classifier reads the 512-d pooled map, not a flattened one
     else:
         assert r["dims"]["s_mid"] == r["dims"]["t_mid"] == 256  # proxies on layer3, as the code's Tea/Stu
@@ -633,3 +633,30 @@ def test_c2kd_proxies_match_tea_and_stu():
         assert_close(z, ref["logits"], 1e-12, f"c2kd {name} logits")
         assert_summary(summary(gx), ref["grad_input"], 1e-12, f"c2kd {name} input gradient")
         assert_summary(summary(gw), ref["grad_fc_weight"], 1e-12, f"c2kd {name} fc gradient")
+
+
+def test_fd_cmkd_paper_config_aligns_the_classifier_input_as_the_code_runs():
+    """The code's BasicBlock returns `pre_out` aliased to its in-place-ReLU output, so the "pre-ReLU" feature it
+    aligns is the post-ReLU map whose global average the classifier reads. The paper config taps `relu4`, so the
+    aligned feature is exactly our classifier's input."""
+    from mmdistill.kd.taps import build_net, pool
+    from mmdistill.nets.hooks import FeatureTap
+
+    g = golden("fd_cmkd_backbone")
+    assert g["pre_is_out"] and g["pre_equals_out"] and g["pre_min"] >= 0.0
+    cfg = _kd_paper("fd-cmkd_paper-resnet18.yaml")
+    for spec in (cfg.teacher, cfg.student):
+        assert spec.feat_tap == "relu4" and spec.kwargs["stem"] == "imagenet"
+    small = replace_spec(cfg.student, width=8)
+    net, taps, _ = build_net(small, (1, 28, 28), 4)
+    net.eval()
+    x = randn(5, (3, 1, 28, 28)).float()
+    with FeatureTap(net, [taps["feat"]], "output") as tap:
+        net(x)
+    assert torch.equal(pool(tap.features[taps["feat"]]), net.embed(x))
+
+
+def replace_spec(spec, **kwargs):
+    from dataclasses import replace
+
+    return replace(spec, kwargs={**spec.kwargs, **kwargs})

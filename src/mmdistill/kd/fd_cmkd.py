@@ -26,6 +26,11 @@ AC bins) with a learned cut point ``cut = 0.5 + sigmoid(theta) (K - 1)`` initial
 ends, so read the learned cut (logged as ``cut``) as an observation, not a guarantee.
 
 If D_s != D_t a student-side ``Linear(D_s, D_t)`` projector precedes the split (non-official extension).
+
+Which feature: the paper distils the pooled pre-ReLU output of the last block. The public code's BasicBlock
+returns ``pre_out = out`` and then applies an in-place ReLU to ``out``, so the "pre-ReLU" tensor it aligns is
+the post-ReLU map, whose global average is also what its classifier reads. The tap is a config field
+(``feat_tap``): ``layer4`` (pre-ReLU, the paper) or ``relu4`` (post-ReLU, the code as run) on ResNet-18.
 """
 
 from __future__ import annotations
