@@ -283,6 +283,12 @@ class MDM(Distiller):
         theta, tinfo = self.teacher()
         real_idx = torch.randperm(len(self.dataset))[:min(c.batch_real, len(self.dataset))]
         syn_idx = torch.randperm(self.n)[:min(c.batch_syn, self.n)]
+        return self.apply(theta, real_idx, syn_idx, tinfo)
+
+    def apply(self, theta: Tensor, real_idx: Tensor, syn_idx: Tensor, tinfo: dict[str, Any] | None = None) -> dict[str, float]:
+        """One update with a given teacher θ and batches: loss, backward, clip, SGD step."""
+        c = self.cfg
+        tinfo = tinfo or {}
         terms = self.loss_terms(theta, real_idx, syn_idx)
         self.opt.zero_grad(set_to_none=True)
         terms["loss"].backward()

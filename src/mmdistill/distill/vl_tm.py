@@ -74,6 +74,9 @@ class VLTMConfig:
     lr_lr: float = 1e-2  # lr of the learned step sizes (papers: 1e-2)
     lr_sim: float = 10.0  # lr of the similarity factors (LoRS Flickr-100: 10)
     momentum: float = 0.5  # SGD momentum of every group (papers: 0.5)
+    batching: Literal["independent", "chunks"] = "independent"  # student minibatches: an independent draw per step, or
+    # disjoint chunks of one permutation, a new permutation when it runs out (LoRS/RepBlend released code)
+    lr_floor: float = 1e-6  # clamp the learned step sizes at >= lr_floor after each update (0 = off, as the released code)
     grad_clip: float = 0.0  # clip the gradient norm of pixels, text vectors and similarity factors, each (0 = off; MDM clips 1.0)
     lr_teacher: float = 0.1  # initial student step size (= the experts' lr)
     # per-budget learning rates, e.g. {500: {lr_txt: 0.3}}: the papers tune lrs per budget (vl-distillation.md §3
@@ -85,6 +88,16 @@ class VLTMConfig:
     budget_fair: bool = True  # reduce the pair count so every stored float fits the budget (N-1 pairs)
     buffer: str | None = None  # expert buffer directory; None = the cache path keyed by dataset + experts
     experts: ExpertConfig = field(default_factory=ExpertConfig)  # how to train the buffer if it is missing
+
+
+@dataclass
+class IterationDraw:
+    """The random choices of one outer iteration, drawn before it runs (so a run can be replayed or fed fixed draws)."""
+
+    expert: int  # expert trajectory k
+    start_epoch: int  # start epoch s
+    batches: list[Tensor]  # synthetic row indices of each student step
+    blend: list[tuple[float, Tensor]] = field(default_factory=list)  # RepBlend (λ, π) per student step
 
 
 def fair_pairs(requested: int, floats_per_pair: int, similarity: str, rank: int, step_sizes: int) -> dict[str, Any]:
@@ -116,6 +129,8 @@ class VLTrajectoryDistiller(Distiller):
             raise ConfigError(f"{self.name}: blend (representation blending) needs student 'heads'")
         if c.loss != "infonce":
             soft_loss(c.loss)
+        if c.batching not in ("independent", "chunks"):
+            raise ConfigError(f"{self.name}: batching must be 'independent' or 'chunks', got {c.batching!r}")
         if c.expert_epochs < 1 or c.max_start_epoch < 1 or c.syn_steps < 1:
             raise ConfigError(f"{self.name}: expert_epochs, max_start_epoch and syn_steps must be >= 1")
 
@@ -180,13 +195,19 @@ class VLTrajectoryDistiller(Distiller):
         self.syn_lr_img = torch.tensor([c.lr_teacher]).requires_grad_(c.learn_lr)
         self.syn_lr_txt = torch.tensor([c.lr_teacher]).requires_grad_(c.learn_lr)
         self.sim = None
+        if c.similarity != "none":
+            self.sim = Similarity.init(n, c.similarity, c.sim_rank, c.sim_alpha, gen=gen).requires_grad_(True)
+        self.opt = self.build_optimizer()
+
+    def build_optimizer(self) -> torch.optim.SGD:
+        """SGD with one group per learned tensor kind: pixels, text vectors, step sizes, similarity factors."""
+        c = self.cfg
         groups = [{"params": [self.images], "lr": c.lr_img}, {"params": [self.texts], "lr": c.lr_txt}]
         if c.learn_lr:
             groups.append({"params": [self.syn_lr_img, self.syn_lr_txt], "lr": c.lr_lr})
-        if c.similarity != "none":
-            self.sim = Similarity.init(n, c.similarity, c.sim_rank, c.sim_alpha, gen=gen).requires_grad_(True)
+        if self.sim is not None:
             groups.append({"params": self.sim.params(), "lr": c.lr_sim})
-        self.opt = torch.optim.SGD(groups, lr=c.lr_img, momentum=c.momentum)
+        return torch.optim.SGD(groups, lr=c.lr_img, momentum=c.momentum)
 
     # ---------------------------------------------------------------------------------------- inner loss
     def _targets(self, d: dict[str, Tensor], idx: Tensor) -> Tensor:
@@ -220,17 +241,43 @@ class VLTrajectoryDistiller(Distiller):
         return d
 
     # ---------------------------------------------------------------------------------------------- step
-    def step(self, it: int) -> dict[str, float]:
+    def _batches(self, mb: int) -> list[Tensor]:
+        c = self.cfg
+        if c.batching == "independent":
+            return [torch.randperm(self.n)[:mb] for _ in range(c.syn_steps)]
+        if c.batching != "chunks":
+            raise ConfigError(f"{self.name}: batching must be 'independent' or 'chunks', got {c.batching!r}")
+        out, perm, pos = [], torch.randperm(self.n), 0
+        for _ in range(c.syn_steps):
+            if pos + mb > self.n:
+                perm, pos = torch.randperm(self.n), 0
+            out.append(perm[pos:pos + mb])
+            pos += mb
+        return out
+
+    def draw(self) -> IterationDraw:
+        """This iteration's randomness (global RNG): expert, start epoch, minibatches, blending λ and π."""
         c = self.cfg
         k = int(torch.randint(self.buffer.num_experts, (1,)))
         s = int(torch.randint(c.max_start_epoch, (1,)))
-        start = self.buffer.load(k, s)
-        target = self.buffer.load(k, s + c.expert_epochs)
         mb = self.n if c.minibatch <= 0 else min(c.minibatch, self.n)
-        batches = [torch.randperm(self.n)[:mb] for _ in range(c.syn_steps)]
+        batches = self._batches(mb)
+        blend: list[tuple[float, Tensor]] = []
         if c.blend:
             beta = torch.distributions.Beta(torch.tensor(float(c.blend_beta)), torch.tensor(float(c.blend_beta)))
-            self._blend = [(float(beta.sample()), torch.randperm(mb)) for _ in range(c.syn_steps)]
+            blend = [(float(beta.sample()), torch.randperm(mb)) for _ in range(c.syn_steps)]
+        return IterationDraw(k, s, batches, blend)
+
+    def step(self, it: int) -> dict[str, float]:
+        return self.apply(self.draw())
+
+    def apply(self, draw: IterationDraw) -> dict[str, float]:
+        """One outer iteration with the given draws: student unroll, matching gradient, one SGD step."""
+        c = self.cfg
+        k, s, batches = draw.expert, draw.start_epoch, draw.batches
+        start = self.buffer.load(k, s)
+        target = self.buffer.load(k, s + c.expert_epochs)
+        self._blend = draw.blend
         data = self._data(batches)
         etas = [self.syn_lr_img, self.syn_lr_txt]
         res = trajectory_match(c.gradient, self.inner_loss, start, target, batches,
@@ -248,9 +295,10 @@ class VLTrajectoryDistiller(Distiller):
             if self.sim is not None:
                 torch.nn.utils.clip_grad_norm_(self.sim.params(), c.grad_clip)
         self.opt.step()
-        with torch.no_grad():  # step sizes stay positive (a negative lr would train the student backwards)
-            self.syn_lr_img.clamp_(min=1e-6)
-            self.syn_lr_txt.clamp_(min=1e-6)
+        if c.lr_floor > 0:
+            with torch.no_grad():  # step sizes stay positive (a negative lr would train the student backwards)
+                self.syn_lr_img.clamp_(min=c.lr_floor)
+                self.syn_lr_txt.clamp_(min=c.lr_floor)
         return {"match_loss": res.loss, "start_epoch": float(s), "grad_norm_image": gi, "grad_norm_text": gt,
                 "grad_lr_img": float(res.eta_grads[0].detach().sum()), "grad_lr_txt": float(res.eta_grads[1].detach().sum()),
                 "syn_lr_img": float(self.syn_lr_img.detach()), "syn_lr_txt": float(self.syn_lr_txt.detach())}
