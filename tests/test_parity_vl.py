@@ -96,6 +96,36 @@ def build_case(spec: dict[str, Any]) -> Case:
     return Case(flat, start, target, images, texts, [float(e) for e in spec["etas"]], batches, blend, sim)
 
 
+def build_mdm_case(spec: dict[str, Any]) -> dict[str, Any]:
+    """MDM inputs: the tiny model (θ₀ = its seeded initial weights), two expert checkpoints around it, a real set
+    with one caption per image, synthetic pairs and the iteration's batches, all float64.
+
+    Draws after ``torch.manual_seed(seed)`` and the model, from ``torch.Generator().manual_seed(seed + 1)``: θ₁, θ₂
+    offsets, real pixels, real text vectors, synthetic pixels, synthetic text vectors, real batch, synthetic batch.
+    """
+    seed = int(spec["seed"])
+    torch.manual_seed(seed)
+    net = VLNetConfig(**spec["net"])
+    c, h, w = spec["image"]
+    model = build_model(net, (c, h, w), int(spec["text_dim"])).double()
+    flat = FlatDualEncoder(model, "full", net.temperature)
+    g = torch.Generator().manual_seed(seed + 1)
+    anchor = flat.flat()
+    s = float(spec["expert_scale"])
+    theta1 = anchor + s * torch.randn(anchor.shape, generator=g, dtype=torch.float64)
+    theta2 = anchor + s * torch.randn(anchor.shape, generator=g, dtype=torch.float64)
+    n_real, n_syn, d = int(spec["real_pairs"]), int(spec["pairs"]), int(spec["text_dim"])
+    real_images = torch.randn(n_real, c, h, w, generator=g, dtype=torch.float64)
+    real_texts = torch.randn(n_real, d, generator=g, dtype=torch.float64)
+    shift = float(spec["syn_shift"])  # synthetic pairs away from the real distribution, so every MMD term is > 0
+    images = shift + torch.randn(n_syn, c, h, w, generator=g, dtype=torch.float64)
+    texts = shift + torch.randn(n_syn, d, generator=g, dtype=torch.float64)
+    real_idx = torch.randperm(n_real, generator=g)[:int(spec["batch_real"])]
+    syn_idx = torch.randperm(n_syn, generator=g)[:int(spec["batch_syn"])]
+    return {"flat": flat, "anchor": anchor, "theta1": theta1, "theta2": theta2, "real_images": real_images,
+            "real_texts": real_texts, "images": images, "texts": texts, "real_idx": real_idx, "syn_idx": syn_idx}
+
+
 def summary(t: torch.Tensor) -> dict[str, Any]:
     """Norm, dot product with a fixed random probe and the first entries of a tensor (float64)."""
     t = t.detach().double().reshape(-1)
@@ -143,6 +173,34 @@ def our_tm_iteration(golden: dict[str, Any], params: dict[str, Any] | None = Non
     out["after"]["lr_img"] = float(d.syn_lr_img.detach().sum())
     out["after"]["lr_txt"] = float(d.syn_lr_txt.detach().sum())
     return out
+
+
+def our_mdm_iteration(golden: dict[str, Any]) -> dict[str, Any]:
+    """Model-Stock merge of the two checkpoints, MDM's loss terms on it, and one update (clip, SGD step)."""
+    from mmdistill.data.paired import PairedDataset
+    from mmdistill.distill.mdm import MDM, MDMConfig
+    from mmdistill.distill.model_stock import model_stock_merge
+
+    case = build_mdm_case(golden["inputs"])
+    cfg = MDMConfig(**golden["params"])
+    flat = case["flat"]
+    theta, t = model_stock_merge(case["theta1"], case["theta2"], case["anchor"], flat.numels, cfg.merge_alpha,
+                                 eps=float(golden["merge_eps"]))
+    d = object.__new__(MDM)
+    n_real = case["real_images"].shape[0]
+    d.cfg, d.flat, d.n, d.log_scale = cfg, flat, case["images"].shape[0], flat.log_scale
+    d.dataset = PairedDataset("parity", "train", "retrieval", {"image": case["real_images"], "text": case["real_texts"]},
+                              text_to_image=torch.arange(n_real))
+    d.images = case["images"].clone().requires_grad_(True)
+    d.texts = case["texts"].clone().requires_grad_(True)
+    d.opt = torch.optim.SGD([{"params": [d.images], "lr": cfg.lr_img}, {"params": [d.texts], "lr": cfg.lr_txt}],
+                            lr=cfg.lr_img, momentum=cfg.momentum)
+    terms = {k: float(v.detach()) for k, v in d.loss_terms(theta, case["real_idx"], case["syn_idx"]).items()}
+    logs = d.apply(theta, case["real_idx"], case["syn_idx"])
+    grads = {"norm_image": logs["grad_norm_image"], "norm_text": logs["grad_norm_text"],
+             "clipped_image": summary(d.images.grad), "clipped_text": summary(d.texts.grad)}
+    return {"merge": {"theta": summary(theta), "ratio": summary(t)}, "loss": terms, "grad": grads,
+            "after": {"image": summary(d.images), "text": summary(d.texts)}}
 
 
 # ------------------------------------------------------------------------------------------ comparison
@@ -232,3 +290,19 @@ def test_wbce_form_matters():
     golden = load_golden("lors")
     ours = our_tm_iteration(golden, {"loss": "wbce"})
     assert compare(ours, golden["expected"], 1e-4)
+
+
+def test_mdm_iteration_matches_reference():
+    golden = load_golden("mdm")
+    ours = our_mdm_iteration(golden)
+    bad = compare(ours, golden["expected"], float(golden["tolerance"]))
+    assert not bad, "mdm vs andyj1/mdm:\n" + "\n".join(bad)
+
+
+def test_mdm_merge_eps_is_the_only_merge_difference():
+    """Our Model-Stock eps (1e-8) against the reference's 1e-12: on these tiny layers the ratios move by ~1e-6."""
+    golden = load_golden("mdm")
+    golden["merge_eps"] = 1e-8
+    ours = our_mdm_iteration(golden)
+    assert compare(ours["merge"], golden["expected"]["merge"], 1e-10)
+    assert not compare(ours["merge"], golden["expected"]["merge"], 1e-5)
