@@ -126,6 +126,16 @@ def build_mdm_case(spec: dict[str, Any]) -> dict[str, Any]:
             "real_texts": real_texts, "images": images, "texts": texts, "real_idx": real_idx, "syn_idx": syn_idx}
 
 
+def build_kmeans_case(spec: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Features, cluster labels (cluster K−1 left empty) and centroids, from ``torch.Generator().manual_seed(seed)``."""
+    g = torch.Generator().manual_seed(int(spec["seed"]))
+    n, k, d = int(spec["rows"]), int(spec["clusters"]), int(spec["dim"])
+    feats = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+    labels = torch.randint(k - 1, (n,), generator=g)
+    centroids = torch.randn(k, d, generator=g, dtype=torch.float64)
+    return {"features": feats, "labels": labels, "centroids": centroids}
+
+
 def summary(t: torch.Tensor) -> dict[str, Any]:
     """Norm, dot product with a fixed random probe and the first entries of a tensor (float64)."""
     t = t.detach().double().reshape(-1)
@@ -306,3 +316,15 @@ def test_mdm_merge_eps_is_the_only_merge_difference():
     ours = our_mdm_iteration(golden)
     assert compare(ours["merge"], golden["expected"]["merge"], 1e-10)
     assert not compare(ours["merge"], golden["expected"]["merge"], 1e-5)
+
+
+def test_mdm_kmeans_in_cluster_pick_matches_reference():
+    """The real pair each centroid takes (within its cluster; an empty cluster: the best untaken pair overall) is
+    the reference's ``KMeansCluster.query_incluster_n`` pick, index for index."""
+    from mmdistill.distill.kmeans_init import nearest_in_cluster
+
+    golden = load_golden("mdm_kmeans")
+    case = build_kmeans_case(golden["inputs"])
+    idx, empty = nearest_in_cluster(case["features"], case["labels"], case["centroids"])
+    assert idx.tolist() == golden["expected"]["picks"]
+    assert empty == 1
