@@ -138,3 +138,53 @@ def test_mdm_fresh_heads(paper_buffers, fresh):
     assert torch.equal(theta[img_head], start[img_head]) == (fresh == "text")
     enc = ~(img_head | txt_head)
     assert torch.equal(theta[enc], start[enc])
+
+
+# ------------------------------------------------------------------------------------------ paper evaluation learner
+def _tiny_eval(protocol: str, selection: str = "last", **kw):
+    from mmdistill.evaluate.retrieval import RetrievalProtocol, train_and_test
+
+    g = torch.Generator().manual_seed(0)
+    img, txt = torch.randn(24, 3, 8, 8, generator=g), torch.randn(24, 6, generator=g)
+    timg, ttxt = torch.randn(10, 3, 8, 8, generator=g), torch.randn(10, 6, generator=g)
+    proto = from_dict(RetrievalProtocol, {"width": 4, "depth": 2, "embed_dim": 8, "text_hidden": 16, "epochs": 10,
+                                          "batch_size": 8, "protocol": protocol, "selection": selection, "seeds": [0], **kw})
+    return proto, train_and_test(proto, img, txt, timg, ttxt, torch.arange(10), 0, learned_lrs={"image": 0.05, "text": 0.02})
+
+
+def test_paper_protocol_records_its_learner():
+    proto, res = _tiny_eval("paper")
+    d = proto.describe(24)
+    assert d["protocol"] == "paper" and d["optimizer"] == "sgd" and d["augment"] is False
+    assert d["learn_temperature"] is False and d["lr_source"].startswith("learned when") and d["selection"] == "last"
+    assert d["steps"] == 11 * 3 and 0 <= res["r_mean"] <= 100
+    common, _ = _tiny_eval("common", lr_source="learned")
+    assert common.describe(24)["protocol"] == "common"
+
+
+def test_best_on_test_is_a_labelled_control_of_the_paper_protocol():
+    _, last = _tiny_eval("paper")
+    proto, best = _tiny_eval("paper", "best-on-test")
+    assert best["r_mean"] >= last["r_mean"]  # the best of the test evaluations includes the last epoch
+    assert "CONTROL" in proto.describe(24)["selection"]
+    with pytest.raises(Exception, match="best-on-test"):
+        _tiny_eval("common", "best-on-test", lr_source="learned")
+
+
+def test_paper_learner_uses_sgd_at_the_learned_step_sizes(monkeypatch):
+    from mmdistill.evaluate import retrieval
+
+    seen = {}
+    real = retrieval._build_optimizer
+
+    def spy(proto, model, lrs):
+        opt = real(proto, model, lrs)
+        seen["opt"] = opt
+        return opt
+
+    monkeypatch.setattr(retrieval, "_build_optimizer", spy)
+    _tiny_eval("paper")
+    opt = seen["opt"]
+    assert isinstance(opt, torch.optim.SGD)
+    assert [g["initial_lr"] for g in opt.param_groups] == [0.05, 0.02]  # one group per branch, no temperature group
+    assert all(g["lr"] == pytest.approx(g["initial_lr"] * 0.1) for g in opt.param_groups)  # decayed after epoch 6
