@@ -328,3 +328,14 @@ def test_mdm_kmeans_in_cluster_pick_matches_reference():
     idx, empty = nearest_in_cluster(case["features"], case["labels"], case["centroids"])
     assert idx.tolist() == golden["expected"]["picks"]
     assert empty == 1
+
+
+def test_merged_branches_differ_from_the_reference_only_in_the_step_size_gradient():
+    """With ``merge_branches`` the released code still takes the step sizes' gradient from the per-branch loss
+    (``lr_grad: per_branch``); our default ``match`` uses the merged loss: same data gradients, other lr gradient."""
+    golden = load_golden("lors_merged")
+    ours = our_tm_iteration(golden, {"lr_grad": "match"})
+    tol = float(golden["tolerance"])
+    grads = {k: v for k, v in golden["expected"]["grad"].items() if not k.startswith("lr_")}
+    assert not compare(ours["grad"], grads, tol)
+    assert compare(ours["grad"], golden["expected"]["grad"], 1e-3)

@@ -106,13 +106,20 @@ def trajectory_match(
     data: dict[str, Tensor],
     sizes: Sequence[int],
     merge: bool = False,
+    eta_per_branch: bool = False,
 ) -> MatchResult:
     """Run the student from ``start`` over ``batches`` and return the matching loss and its gradients
-    w.r.t. every tensor in ``data`` and every step size in ``etas`` (see the module docstring)."""
+    w.r.t. every tensor in ``data`` and every step size in ``etas`` (see the module docstring).
+
+    ``eta_per_branch`` (``tesla`` only): the step sizes' gradient comes from the per-branch loss even when
+    ``merge`` is set, as LoRS's and RepBlend's released code computes it; the data gradients keep ``merge``."""
+    if eta_per_branch and mode != "tesla":
+        raise ConfigError(f"eta_per_branch (the released code's step-size gradient) needs gradient 'tesla', got {mode!r}")
     if mode == "unrolled":
         return _unrolled(inner_loss, start, target, batches, etas, data, sizes, merge)
     if mode in ("reverse", "tesla"):
-        return _constant_memory(inner_loss, start, target, batches, etas, data, sizes, merge, exact=mode == "reverse")
+        return _constant_memory(inner_loss, start, target, batches, etas, data, sizes, merge, exact=mode == "reverse",
+                                eta_per_branch=eta_per_branch)
     raise ConfigError(f"unknown trajectory gradient mode {mode!r}; known: {', '.join(GRADIENT_MODES)}")
 
 
@@ -131,7 +138,8 @@ def _unrolled(inner_loss, start, target, batches, etas, data, sizes, merge) -> M
                        [g.reshape(e.shape) for g, e in zip(grads[len(keys):], etas)])
 
 
-def _constant_memory(inner_loss, start, target, batches, etas, data, sizes, merge, exact: bool) -> MatchResult:
+def _constant_memory(inner_loss, start, target, batches, etas, data, sizes, merge, exact: bool,
+                     eta_per_branch: bool = False) -> MatchResult:
     eta_vec = branch_vector([e.detach() for e in etas], sizes)
     d0 = {k: v.detach() for k, v in data.items()}
     # forward: no graph kept, only the parameter vectors
@@ -145,6 +153,10 @@ def _constant_memory(inner_loss, start, target, batches, etas, data, sizes, merg
     th_n = cur.clone().requires_grad_(True)
     loss = match_loss(th_n, start.detach(), target.detach(), sizes, merge)
     a = torch.autograd.grad(loss, th_n)[0]
+    a_eta = None  # tesla with eta_per_branch: the step sizes' adjoint from the per-branch loss (constant)
+    if eta_per_branch and merge:
+        th_b = cur.clone().requires_grad_(True)
+        a_eta = torch.autograd.grad(match_loss(th_b, start.detach(), target.detach(), sizes, False), th_b)[0]
     data_grads = _zeros_like(d0)
     eta_grad = torch.zeros_like(eta_vec)
     keys = list(d0)
@@ -154,7 +166,7 @@ def _constant_memory(inner_loss, start, target, batches, etas, data, sizes, merg
             c = c.requires_grad_(True)
         dd = {k: v.clone().requires_grad_(True) for k, v in d0.items()}
         g = torch.autograd.grad(inner_loss(c, batches[i], i, dd), c, create_graph=True)[0]
-        eta_grad -= a * g.detach()
+        eta_grad -= (a if a_eta is None else a_eta) * g.detach()
         wrt = ([c] if exact else []) + [dd[k] for k in keys]
         hv = torch.autograd.grad((g * (eta_vec * a)).sum(), wrt, allow_unused=True)
         off = 1 if exact else 0

@@ -67,6 +67,8 @@ class VLTMConfig:
     minibatch: int = 0  # synthetic pairs per student step; 0 = all (MTT-VL: 100 = all; LoRS/RepBlend: 20)
     gradient: Literal["unrolled", "reverse", "tesla"] = "unrolled"  # see distill/trajectory.py
     merge_branches: bool = False  # (D_img + D_txt) / (Δ_img + Δ_txt) instead of the per-branch sum
+    lr_grad: Literal["match", "per_branch"] = "match"  # step-size gradient from the matching loss, or (tesla only) from
+    # the per-branch loss even with merge_branches, as LoRS/RepBlend's released code computes it
     student: Literal["full", "heads"] = "full"  # which parameters are matched (must equal the buffer's mode)
     loss: str = "infonce"  # inner loss: "infonce" or a soft loss of distill/losses.py (wbce, bce, kl, ...)
     reproduce_scale_bug: bool = False  # MTT-VL's inner loop scales logits by log_scale, not exp(log_scale)
@@ -135,6 +137,10 @@ class VLTrajectoryDistiller(Distiller):
             raise ConfigError(f"{self.name}: blend (representation blending) needs student 'heads'")
         if c.loss != "infonce":
             soft_loss(c.loss)
+        if c.lr_grad not in ("match", "per_branch"):
+            raise ConfigError(f"{self.name}: lr_grad must be 'match' or 'per_branch', got {c.lr_grad!r}")
+        if c.lr_grad == "per_branch" and c.gradient != "tesla":
+            raise ConfigError(f"{self.name}: lr_grad 'per_branch' (the released code's step-size gradient) needs gradient 'tesla'")
         if c.batching not in ("independent", "chunks"):
             raise ConfigError(f"{self.name}: batching must be 'independent' or 'chunks', got {c.batching!r}")
         if c.expert_epochs < 1 or c.max_start_epoch < 1 or c.syn_steps < 1:
@@ -287,7 +293,8 @@ class VLTrajectoryDistiller(Distiller):
         data = self._data(batches)
         etas = [self.syn_lr_img, self.syn_lr_txt]
         res = trajectory_match(c.gradient, self.inner_loss, start, target, batches,
-                               [e if c.learn_lr else e.detach() for e in etas], data, self.flat.sizes, c.merge_branches)
+                               [e if c.learn_lr else e.detach() for e in etas], data, self.flat.sizes, c.merge_branches,
+                               eta_per_branch=c.lr_grad == "per_branch")
         self.opt.zero_grad(set_to_none=True)
         torch.autograd.backward([data[k] for k in res.data_grads], [res.data_grads[k] for k in res.data_grads])
         if c.learn_lr:
