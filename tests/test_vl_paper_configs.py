@@ -171,7 +171,8 @@ def test_best_on_test_is_a_labelled_control_of_the_paper_protocol():
         _tiny_eval("common", "best-on-test", lr_source="learned")
 
 
-def test_paper_learner_uses_sgd_at_the_learned_step_sizes(monkeypatch):
+@pytest.mark.parametrize("decay", [True, False])
+def test_paper_learner_uses_sgd_at_the_learned_step_sizes(monkeypatch, decay):
     from mmdistill.evaluate import retrieval
 
     seen = {}
@@ -183,8 +184,9 @@ def test_paper_learner_uses_sgd_at_the_learned_step_sizes(monkeypatch):
         return opt
 
     monkeypatch.setattr(retrieval, "_build_optimizer", spy)
-    _tiny_eval("paper")
+    _tiny_eval("paper", paper_lr_decay=decay)
     opt = seen["opt"]
     assert isinstance(opt, torch.optim.SGD)
     assert [g["initial_lr"] for g in opt.param_groups] == [0.05, 0.02]  # one group per branch, no temperature group
-    assert all(g["lr"] == pytest.approx(g["initial_lr"] * 0.1) for g in opt.param_groups)  # decayed after epoch 6
+    factor = 0.1 if decay else 1.0  # decayed from epoch 6 of 0..10 (LoRS), or constant (MTT-VL)
+    assert all(g["lr"] == pytest.approx(g["initial_lr"] * factor) for g in opt.param_groups)

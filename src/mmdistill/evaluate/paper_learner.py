@@ -9,7 +9,9 @@ Xu et al., arXiv:2406.07063; MTT-VL ``epoch.py``; RepBlend ``src/epoch.py``) tra
 * SGD, momentum 0.9, weight decay 5e-4, one lr group per branch at the set's learned step sizes (fixed ``lr`` when
   the set has none, e.g. MDM, whose ``evaluate_synset`` uses the teacher lr);
 * a fixed temperature, no augmentation, batches of ``batch_size``;
-* ``epochs + 1`` epochs with the lr divided by 10 from epoch ``epochs // 2 + 1`` (``MultiStepLR``);
+* ``epochs + 1`` epochs with the lr divided by 10 from epoch ``epochs // 2 + 1`` (``MultiStepLR``; LoRS, RepBlend,
+  MDM), or at a constant lr (``paper_lr_decay: false``: MTT-VL's ``evaluate_synset`` lowers its lr only after the
+  last epoch; it also uses the image step size for both branches, we keep one per branch);
 * the loss the set was distilled with (its learned similarity S and soft loss when present).
 
 Model selection stays the **last epoch**. The references report the best of the test evaluations at epochs
@@ -72,7 +74,7 @@ def train_and_test(proto, images: Tensor, texts: Tensor, test_images: Tensor, te
     n = int(images.shape[0])
     bs = min(p.batch_size, n)
     per_epoch = max(n // bs, 1)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[p.epochs // 2 + 1], gamma=0.1)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[p.epochs // 2 + 1], gamma=0.1 if p.paper_lr_decay else 1.0)
     points = set(eval_epochs(p.epochs)) if p.selection == "best-on-test" else set()
     best: dict[str, float] | None = None
     model.train()
@@ -109,7 +111,8 @@ def describe_paper(proto, n_train: int) -> dict:
         "task": "retrieval",
         "protocol": "paper",
         "learner": "SGD (momentum 0.9, weight decay 5e-4) at the set's learned per-branch step sizes (fixed lr if none), "
-                   "fixed temperature, no augmentation, lr x0.1 from epoch epochs//2+1, epochs+1 epochs",
+                   "fixed temperature, no augmentation, epochs+1 epochs, "
+                   + ("lr x0.1 from epoch epochs//2+1" if p.paper_lr_decay else "constant lr"),
         "lr_source": "learned" if p.lr_source == "learned" else f"learned when the set carries step sizes, else lr {p.lr}",
         "selection": p.selection if p.selection == "last" else "best-on-test (CONTROL: selects on the test split)",
         "eval_epochs": eval_epochs(p.epochs) if p.selection == "best-on-test" else [p.epochs],

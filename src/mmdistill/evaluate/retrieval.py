@@ -55,6 +55,7 @@ class RetrievalProtocol:
     selection: Literal["last", "best-on-test"] = "last"  # "best-on-test": labelled control of protocol "paper" only
     # "common": the recipe above for every set; "paper": the papers' own learner (evaluate/paper_learner.py)
     protocol: Literal["common", "paper"] = "common"
+    paper_lr_decay: bool = True  # protocol "paper": lr x0.1 from epoch epochs//2+1 (LoRS, RepBlend, MDM); False: constant (MTT-VL)
 
     def net_kwargs(self) -> dict:
         if self.image_arch == "convnet":
