@@ -24,8 +24,9 @@ drawn before the inner loop and replayed by the reverse pass.
 
 Fields where our defaults differ from the released LoRS/RepBlend/MTT-VL code (the paper configs set the released
 behaviour): ``batching`` (``independent`` draw per step vs ``chunks`` of one permutation), ``lr_floor`` (learned
-step sizes clamped at 1e-6 vs not clamped), ``grad_clip`` (off in both by default), ``gradient`` and ``loss``
-(see :mod:`.lors`). :meth:`draw` takes the iteration's random choices and :meth:`apply` runs the iteration on
+step sizes clamped at 1e-6 vs not clamped), ``grad_clip`` (off in both by default), ``lr_grad`` (under
+``merge_branches`` the released code takes the step sizes' gradient from the per-branch loss), ``gradient`` and
+``loss`` (see :mod:`.lors`). :meth:`draw` takes the iteration's random choices and :meth:`apply` runs the iteration on
 them, so fixed draws reproduce a reference iteration exactly (tests/test_parity_vl.py).
 
 Budget fairness (``budget_fair``): the pair count is reduced until pixels + text + similarity factors + step
