@@ -3,7 +3,7 @@
 Trajectory-matching sets (MTT-VL, TESLA-VL, LoRS, RepBlend) are optimised so that SGD at the learned step sizes,
 from the experts' starting point, with a fixed temperature and no augmentation, reproduces the experts. The
 reference evaluation routines (LoRS ``src/epoch.py`` ``evaluate_synset_with_similarity``, Algorithm 2 of
-Xu et al., arXiv:2406.07063; MTT-VL ``epoch.py``; RepBlend ``src/epoch.py``) train exactly that learner:
+Xu et al., arXiv:2406.03793; MTT-VL ``epoch.py``; RepBlend ``src/epoch.py``) train exactly that learner:
 
 * a fresh model whose image encoder is the experts' starting encoder (``image_encoder_weights``) and fresh heads;
 * SGD, momentum 0.9, weight decay 5e-4, one lr group per branch at the set's learned step sizes (fixed ``lr`` when
