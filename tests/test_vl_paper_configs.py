@@ -190,3 +190,23 @@ def test_paper_learner_uses_sgd_at_the_learned_step_sizes(monkeypatch, decay):
     assert [g["initial_lr"] for g in opt.param_groups] == [0.05, 0.02]  # one group per branch, no temperature group
     factor = 0.1 if decay else 1.0  # decayed from epoch 6 of 0..10 (LoRS), or constant (MTT-VL)
     assert all(g["lr"] == pytest.approx(g["initial_lr"] * factor) for g in opt.param_groups)
+
+
+def test_results_name_their_protocol():
+    """evaluate_set with a LoRS-style set (step sizes, low-rank S, wbce-eps) under both protocols."""
+    from mmdistill.evaluate.protocol import evaluate_set
+    from mmdistill.evaluate.retrieval import RetrievalProtocol
+    from mmdistill.synth import SyntheticSet
+    from vl_fixtures import tiny_retrieval
+
+    train, test = tiny_retrieval(), tiny_retrieval("tiny", n_img=10, seed=1)
+    idx = torch.arange(6)
+    syn = SyntheticSet(tensors={"image": train.tensors["image"][train.text_to_image[idx]], "text": train.tensors["text"][idx]},
+                       extras={"syn_lr_img": torch.tensor([0.05]), "syn_lr_txt": torch.tensor([0.02]),
+                               "sim_a": torch.ones(6), "sim_L": torch.randn(6, 2), "sim_R": torch.zeros(6, 2)},
+                       meta={"method": "lors", "similarity": {"kind": "lowrank", "alpha": 1.0, "rank": 2, "loss": "wbce-eps"}})
+    base = {"width": 4, "depth": 2, "embed_dim": 8, "text_hidden": 16, "epochs": 4, "min_steps": 4, "batch_size": 6, "seeds": [0]}
+    for protocol in ("common", "paper"):
+        proto = from_dict(RetrievalProtocol, {**base, "protocol": protocol, "lr_source": "learned"})
+        res = evaluate_set(syn, train, test, proto)
+        assert res.protocol["protocol"] == protocol and 0 <= res.metrics["r_mean"]["mean"] <= 100
