@@ -13,7 +13,7 @@ matrix. Learned tensors: the synthetic pixels and text vectors only. Per outer i
 
    Anchor θ₀ (``anchor``): ``fresh`` (paper supplement S2.2 and the code, which builds a new model every
    iteration) = the pretrained image encoder (the buffer's epoch-0 encoder, identical for all experts) and
-   freshly initialised projection heads drawn from the iteration's RNG; ``expert_init`` = the first sampled
+   freshly initialised projection heads drawn from the iteration's RNG (which heads: ``fresh_heads``, below); ``expert_init`` = the first sampled
    expert's epoch-0 snapshot (its own initial heads).
 2. **Features**: the teacher embeds a real batch (``batch_real`` random pairs, 256 in the script, under
    no_grad) and a synthetic batch (min(``batch_syn``, N) pairs, 64 in the code); ẑᵛ, ẑᵗ L2-normalised.
