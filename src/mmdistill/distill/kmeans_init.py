@@ -8,7 +8,8 @@
    * ``cosine`` (the public code: ``fast_pytorch_kmeans.KMeans(mode="cosine")``): spherical k-means — each
      point goes to the centroid of highest cosine similarity, a centroid is the plain mean of its points, K random
      points seed the centroids, stop when the squared centroid shift is <= 1e-4 or after ``max_iter`` rounds (an
-     empty cluster keeps its previous centroid);
+     empty cluster keeps its previous centroid) [unverified: the package is not shipped with the code; update rule,
+     stopping rule and empty-cluster handling are written from its documented cosine mode];
    * ``euclidean``: scikit-learn's k-means (``init`` ``random`` or ``k-means++``). This is *not* the cosine
      clustering: on unit vectors ‖f − c‖² = 1 + ‖c‖² − 2⟨f, c⟩, and the centroids c (means of unit vectors) have
      norms below 1 that differ between clusters, so the assignments differ from argmaxₖ cos(f, cₖ).
