@@ -136,6 +136,34 @@ def build_kmeans_case(spec: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {"features": feats, "labels": labels, "centroids": centroids}
 
 
+def build_learner_case(spec: dict[str, Any]) -> dict[str, Any]:
+    """Evaluation-learner inputs: ``torch.manual_seed(seed)`` then a float64 DualEncoder of the ``protocol`` block;
+    from ``torch.Generator().manual_seed(seed + 1)``: pixels, text vectors, low-rank S factors (a, L, R)."""
+    from mmdistill.config import from_dict
+    from mmdistill.evaluate.paper_learner import paper_settings
+    from mmdistill.evaluate.retrieval import DualEncoder, RetrievalProtocol
+
+    seed = int(spec["seed"])
+    proto = paper_settings(from_dict(RetrievalProtocol, spec["protocol"]))  # fixed temperature: log_scale not learned
+    torch.manual_seed(seed)
+    c, h, w = spec["image"]
+    model = DualEncoder(proto, (c, h, w), int(spec["text_dim"])).double()
+    g = torch.Generator().manual_seed(seed + 1)
+    n, r = int(spec["pairs"]), int(spec["rank"])
+    images = torch.randn(n, c, h, w, generator=g, dtype=torch.float64)
+    texts = torch.randn(n, int(spec["text_dim"]), generator=g, dtype=torch.float64)
+    sim = {"a": 1.0 + 0.2 * torch.randn(n, generator=g, dtype=torch.float64),
+           "L": torch.randn(n, r, generator=g, dtype=torch.float64),
+           "R": 0.3 * torch.randn(n, r, generator=g, dtype=torch.float64)}
+    return {"proto": proto, "model": model, "images": images, "texts": texts, "sim": sim}
+
+
+def side_params(model) -> dict[str, torch.Tensor]:
+    """Image side (encoder + projection) and text head of a DualEncoder, each as one flat vector."""
+    img = [p.detach().reshape(-1) for m in (model.image_encoder, model.image_head) for p in m.parameters()]
+    return {"image": torch.cat(img), "text": torch.cat([p.detach().reshape(-1) for p in model.text_head.parameters()])}
+
+
 def summary(t: torch.Tensor) -> dict[str, Any]:
     """Norm, dot product with a fixed random probe and the first entries of a tensor (float64)."""
     t = t.detach().double().reshape(-1)
@@ -359,3 +387,28 @@ def test_merged_branches_differ_from_the_reference_only_in_the_step_size_gradien
     grads = {k: v for k, v in golden["expected"]["grad"].items() if not k.startswith("lr_")}
     assert not compare(ours["grad"], grads, tol)
     assert compare(ours["grad"], golden["expected"]["grad"], 1e-3)
+
+
+def test_paper_evaluation_learner_matches_reference():
+    """``eval.protocol: paper`` trains like LoRS's ``evaluate_synset_with_similarity``: the weights after E+1
+    epochs (SGD, momentum 0.9, weight decay 5e-4, learned per-branch lrs, MultiStepLR, WBCE against S)."""
+    golden = load_golden("lors_eval")
+    ours = _our_learner(golden)
+    bad = compare(ours, golden["expected"], float(golden["tolerance"]))
+    assert not bad, "lors evaluation learner vs silicx/LoRS_Distill:\n" + "\n".join(bad)
+    assert compare(_our_learner(golden, paper_lr_decay=False), golden["expected"], 1e-6)  # the schedule matters
+
+
+def _our_learner(golden: dict[str, Any], **proto_kw: Any) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from mmdistill.distill.losses import wbce_eps
+    from mmdistill.evaluate.paper_learner import fit, resolve
+
+    case = build_learner_case(golden["inputs"])
+    sim = Similarity(case["sim"], "lowrank", float(golden["inputs"]["alpha"]), int(golden["inputs"]["rank"]))
+    S = sim.matrix()
+    lrs = {"image": float(golden["inputs"]["lrs"][0]), "text": float(golden["inputs"]["lrs"][1])}
+    model = fit(replace(resolve(case["proto"], lrs), **proto_kw), case["model"], case["images"], case["texts"], torch.Generator().manual_seed(0),
+                target_fn=lambda idx: S[idx][:, idx], soft_loss_fn=wbce_eps, learned_lrs=lrs)
+    return {"after": {k: summary(v) for k, v in side_params(model).items()}}

@@ -52,31 +52,18 @@ def eval_epochs(epochs: int) -> list[int]:
     return sorted(set(range(0, epochs + 1, step)) | {epochs})
 
 
-def train_and_test(proto, images: Tensor, texts: Tensor, test_images: Tensor, test_texts: Tensor,
-                   test_text_to_image: Tensor, seed: int, *, target_fn: Callable | None = None,
-                   soft_loss_fn: Callable | None = None, learned_lrs: dict[str, float] | None = None,
-                   device: str = "cpu") -> dict[str, float]:
-    """Train with the papers' learner (module docstring) and test retrieval at the last epoch (or the best test
-    epoch under ``selection: best-on-test``)."""
-    from .retrieval import DualEncoder, _build_optimizer, info_nce, test_model
+def fit(p, model, images: Tensor, texts: Tensor, gen: torch.Generator, *, target_fn: Callable | None = None,
+        soft_loss_fn: Callable | None = None, learned_lrs: dict[str, float] | None = None, device: str = "cpu",
+        after_epoch: Callable[[int], None] | None = None):
+    """Train ``model`` in place with the papers' learner under the resolved protocol ``p`` (module docstring);
+    ``after_epoch(e)`` runs after each epoch e = 0..epochs, before the lr schedule steps."""
+    from .retrieval import _build_optimizer, info_nce
 
-    p = paper_settings(proto)
-    if learned_lrs:
-        p = replace(p, lr_source="learned")
-    seed_everything(seed)
-    gen = generator(seed)
-    model = DualEncoder(p, tuple(images.shape[1:]), int(texts.shape[1])).to(device)
-    if p.image_encoder_weights:
-        from safetensors.torch import load_file
-
-        model.image_encoder.load_state_dict(load_file(p.image_encoder_weights))
     opt = _build_optimizer(p, model, learned_lrs)
     n = int(images.shape[0])
     bs = min(p.batch_size, n)
     per_epoch = max(n // bs, 1)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[p.epochs // 2 + 1], gamma=0.1 if p.paper_lr_decay else 1.0)
-    points = set(eval_epochs(p.epochs)) if p.selection == "best-on-test" else set()
-    best: dict[str, float] | None = None
     model.train()
     for step, idx in enumerate(minibatches(n, bs, (p.epochs + 1) * per_epoch, gen)):
         logits = model.logits(images[idx].to(device), texts[idx].to(device))
@@ -88,15 +75,48 @@ def train_and_test(proto, images: Tensor, texts: Tensor, test_images: Tensor, te
         loss.backward()
         opt.step()
         if (step + 1) % per_epoch == 0:
-            ep = (step + 1) // per_epoch - 1
-            if ep in points:
-                r = test_model(model, test_images, test_texts, test_text_to_image, device)
-                model.train()
-                if best is None or r["r_mean"] > best["r_mean"]:
-                    best = r
+            if after_epoch is not None:
+                after_epoch((step + 1) // per_epoch - 1)
             sched.step()
-    if best is not None:
-        return best
+    return model
+
+
+def resolve(proto, learned_lrs: dict[str, float] | None):
+    """The applied settings: :func:`paper_settings`, and the set's step sizes whenever it carries them."""
+    p = paper_settings(proto)
+    return replace(p, lr_source="learned") if learned_lrs else p
+
+
+def train_and_test(proto, images: Tensor, texts: Tensor, test_images: Tensor, test_texts: Tensor,
+                   test_text_to_image: Tensor, seed: int, *, target_fn: Callable | None = None,
+                   soft_loss_fn: Callable | None = None, learned_lrs: dict[str, float] | None = None,
+                   device: str = "cpu") -> dict[str, float]:
+    """Train with the papers' learner (module docstring) and test retrieval at the last epoch (or the best test
+    epoch under ``selection: best-on-test``)."""
+    from .retrieval import DualEncoder, test_model
+
+    p = resolve(proto, learned_lrs)
+    seed_everything(seed)
+    gen = generator(seed)
+    model = DualEncoder(p, tuple(images.shape[1:]), int(texts.shape[1])).to(device)
+    if p.image_encoder_weights:
+        from safetensors.torch import load_file
+
+        model.image_encoder.load_state_dict(load_file(p.image_encoder_weights))
+    points = set(eval_epochs(p.epochs)) if p.selection == "best-on-test" else set()
+    best: list[dict[str, float]] = []
+
+    def after_epoch(ep: int) -> None:
+        if ep in points:
+            r = test_model(model, test_images, test_texts, test_text_to_image, device)
+            model.train()
+            if not best or r["r_mean"] > best[0]["r_mean"]:
+                best[:] = [r]
+
+    fit(p, model, images, texts, gen, target_fn=target_fn, soft_loss_fn=soft_loss_fn, learned_lrs=learned_lrs,
+        device=device, after_epoch=after_epoch)
+    if best:
+        return best[0]
     return test_model(model, test_images, test_texts, test_text_to_image, device)
 
 
