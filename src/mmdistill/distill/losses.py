@@ -8,6 +8,9 @@ Soft losses take logits ``z`` (B, B) and a soft target ``S`` (B, B) (LoRS's lear
 
 * ``wbce``  - weighted BCE: ½ (mean over S_ij > 0.5 of l_ij + mean over S_ij <= 0.5 of l_ij),
   l_ij = -S_ij log σ(z_ij) - (1 - S_ij) log(1 - σ(z_ij)); positives and negatives averaged separately;
+* ``wbce-eps`` - the weighted BCE as LoRS's released ``MultilabelContrastiveLoss("WBCE")`` computes it:
+  l_ij = -S_ij log(σ(z_ij) + 1e-6) - (1 - S_ij) log(1 - σ(z_ij) + 1e-6), and each half's sum divided by
+  (count + 1e-6). Differs from ``wbce`` near saturation, where the 1e-6 bounds the loss and its gradient;
 * ``bce``   - plain mean of l_ij;
 * ``kl``    - KL(softmax(10 S) || softmax(z)) per row, symmetrised over rows and columns;
 * ``infonce`` - soft InfoNCE: -Σ_j S_ij log softmax(z)_ij, mean over rows, symmetrised;
@@ -63,6 +66,16 @@ def wbce(z: Tensor, s: Tensor) -> Tensor:
     return 0.5 * (lp + ln)
 
 
+def wbce_eps(z: Tensor, s: Tensor, eps: float = 1e-6) -> Tensor:
+    p = torch.sigmoid(z)
+    l = -s * torch.log(p + eps) - (1.0 - s) * torch.log(1.0 - p + eps)
+    pos = (s > 0.5).detach()
+    neg = ~pos
+    lp = torch.where(pos, l, torch.zeros_like(l)).sum() / (pos.sum() + eps)
+    ln = torch.where(neg, l, torch.zeros_like(l)).sum() / (neg.sum() + eps)
+    return 0.5 * (lp + ln)
+
+
 def bce(z: Tensor, s: Tensor) -> Tensor:
     return _elementwise_bce(z, s).mean()
 
@@ -90,7 +103,7 @@ def mse(z: Tensor, s: Tensor) -> Tensor:
 
 
 SOFT_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "wbce": wbce, "bce": bce, "kl": kl, "infonce": soft_infonce, "cwcl": cwcl, "mse": mse,
+    "wbce": wbce, "wbce-eps": wbce_eps, "bce": bce, "kl": kl, "infonce": soft_infonce, "cwcl": cwcl, "mse": mse,
 }
 
 

@@ -13,7 +13,7 @@ matrix. Learned tensors: the synthetic pixels and text vectors only. Per outer i
 
    Anchor θ₀ (``anchor``): ``fresh`` (paper supplement S2.2 and the code, which builds a new model every
    iteration) = the pretrained image encoder (the buffer's epoch-0 encoder, identical for all experts) and
-   freshly initialised projection heads drawn from the iteration's RNG; ``expert_init`` = the first sampled
+   freshly initialised projection heads drawn from the iteration's RNG (which heads: ``fresh_heads``, below); ``expert_init`` = the first sampled
    expert's epoch-0 snapshot (its own initial heads).
 2. **Features**: the teacher embeds a real batch (``batch_real`` random pairs, 256 in the script, under
    no_grad) and a synthetic batch (min(``batch_syn``, N) pairs, 64 in the code); ẑᵛ, ẑᵗ L2-normalised.
@@ -25,11 +25,19 @@ matrix. Learned tensors: the synthetic pixels and text vectors only. Per outer i
 4. **Update**: SGD, momentum 0.5, on pixels (``lr_img``) and text vectors (``lr_txt``) after clipping the
    gradient norm at 1.0 (``clip: joint`` = one norm over both, as the code's ``clip_grad_norm_([img, txt])``).
 
-**Initialisation** (``init``): ``kmeans`` (paper) = k-means (scikit-learn, K = N) on the joint embedding
-[ẑᵛ; ẑᵗ] of all real pairs under one teacher drawn from the init seed, each synthetic pair seeded by the
-real pair nearest its centroid (:mod:`.kmeans_init`; centroids seeded with random pairs like the code's KMeans,
-``kmeans_seeding: k-means++`` optional); ``random`` = N random real pairs; ``noise`` = per-channel
+**Initialisation** (``init``): ``kmeans`` (paper) = k-means (K = N) on the joint embedding [ẑᵛ; ẑᵗ] of all
+real pairs under one teacher drawn from the init seed, each synthetic pair seeded by a real pair near its centroid
+(:mod:`.kmeans_init`). ``kmeans_metric: cosine`` with ``kmeans_pick: in_cluster`` is the public code (spherical
+k-means, the nearest real pair taken within the cluster); ``euclidean`` (scikit-learn, ``kmeans_seeding:
+random | k-means++``) with ``distinct`` (nearest pair over all pairs, collisions resolved) is our default and
+is a different clustering, not an equivalent one. ``random`` = N random real pairs; ``noise`` = per-channel
 Gaussian pixels and Gaussian text vectors with the real mean/std.
+
+**Anchor heads** (``fresh_heads``): the public code has no image projection head — its anchor's image side is the
+pretrained encoder the experts start from, and only the text projection is new each iteration. ``text`` mirrors
+that: θ₀'s image side (encoder and our linear image head) is the expert's epoch-0 snapshot and only the text head
+is re-initialised; ``both`` (our default) also re-initialises the image head, which leaves the teacher's image
+embedding mostly random at small scale (the head holds most of the image branch's parameters there).
 
 Where the public code and the paper differ (spec §5 "Code details"), the fields take the paper's value and
 say so: ``w_nce`` 1.0 (paper/script; argparse 0.1), ``merge_alpha`` 0.5 (argparse 1.0), ``sqrt_mmd`` on
@@ -75,6 +83,9 @@ class MDMConfig:
     kmeans_max_iter: int = 100
     teacher: Literal["mixed", "naive", "expert", "pretrained"] = "mixed"  # per-iteration teacher (paper: mixed)
     anchor: Literal["fresh", "expert_init"] = "fresh"  # θ₀: pretrained encoder + fresh heads (paper S2.2, code)
+    fresh_heads: Literal["both", "text"] = "both"  # heads re-initialised in a fresh anchor; code: "text" (no image head)
+    kmeans_metric: Literal["euclidean", "cosine"] = "euclidean"  # k-means clustering; code: "cosine" (spherical)
+    kmeans_pick: Literal["distinct", "in_cluster"] = "distinct"  # real pair per centroid; code: "in_cluster"
     merge_alpha: float = 0.5  # α of the merge (paper 0.5; code argparse default 1.0)
     min_epoch: int = 1  # checkpoints drawn from epochs [min_epoch, max_epoch] (paper/code: from 1)
     max_epoch: int = 0  # 0 = the buffer's last epoch (paper: [1, 10] of 10) [unverified: code default 3]
@@ -118,6 +129,12 @@ class MDM(Distiller):
             raise ConfigError(f"mdm: init must be one of {INITS}, got {c.init!r}")
         if c.anchor not in ("fresh", "expert_init"):
             raise ConfigError(f"mdm: anchor must be 'fresh' or 'expert_init', got {c.anchor!r}")
+        if c.fresh_heads not in ("both", "text"):
+            raise ConfigError(f"mdm: fresh_heads must be 'both' or 'text', got {c.fresh_heads!r}")
+        if c.kmeans_metric not in ("euclidean", "cosine"):
+            raise ConfigError(f"mdm: kmeans_metric must be 'euclidean' or 'cosine', got {c.kmeans_metric!r}")
+        if c.kmeans_pick not in ("distinct", "in_cluster"):
+            raise ConfigError(f"mdm: kmeans_pick must be 'distinct' or 'in_cluster', got {c.kmeans_pick!r}")
         if c.clip not in ("joint", "per_group"):
             raise ConfigError(f"mdm: clip must be 'joint' or 'per_group', got {c.clip!r}")
         if c.batch_real < 2 or c.batch_syn < 2:
@@ -165,10 +182,11 @@ class MDM(Distiller):
         for p in self.model.parameters():  # the teacher is frozen: θ is a plain tensor, only the data learn
             p.requires_grad_(False)
         self.log_scale = self.flat.log_scale if c.temperature <= 0 else log_scale_of(c.temperature)
-        heads = torch.zeros(self.flat.numel, dtype=torch.bool)  # positions of the projection heads in θ
+        fresh = ("text_head.",) if c.fresh_heads == "text" else ("image_head.", "text_head.")
+        heads = torch.zeros(self.flat.numel, dtype=torch.bool)  # positions in θ of the heads a fresh anchor redraws
         pos = 0
         for name, k in zip(self.flat.names, self.flat.numels):
-            if not name.startswith("image_encoder."):
+            if name.startswith(fresh):
                 heads[pos:pos + k] = True
             pos += k
         self.head_mask = heads
@@ -191,7 +209,7 @@ class MDM(Distiller):
                 theta, tinfo = self.teacher()
                 feats = self.real_features(theta)
                 idx, kinfo = kmeans_select(feats, n, derive_seed(self.seed, "kmeans"), c.kmeans_n_init, c.kmeans_max_iter,
-                                             c.kmeans_seeding)
+                                             c.kmeans_seeding, c.kmeans_metric, c.kmeans_pick)
                 self.init_info.update({"kmeans": kinfo, "teacher": tinfo})
             x = images[ds.text_to_image[idx]].clone()
             t = texts[idx].clone()
@@ -205,7 +223,8 @@ class MDM(Distiller):
     def _fresh_heads(self) -> Tensor:
         """Projection heads re-initialised from the global RNG, as a flat vector over θ's head positions."""
         with torch.no_grad():
-            for m in (self.model.image_head, self.model.text_head):
+            mods = (self.model.text_head,) if self.cfg.fresh_heads == "text" else (self.model.image_head, self.model.text_head)
+            for m in mods:
                 for sub in m.modules():
                     if isinstance(sub, torch.nn.Linear):
                         sub.reset_parameters()
@@ -283,6 +302,12 @@ class MDM(Distiller):
         theta, tinfo = self.teacher()
         real_idx = torch.randperm(len(self.dataset))[:min(c.batch_real, len(self.dataset))]
         syn_idx = torch.randperm(self.n)[:min(c.batch_syn, self.n)]
+        return self.apply(theta, real_idx, syn_idx, tinfo)
+
+    def apply(self, theta: Tensor, real_idx: Tensor, syn_idx: Tensor, tinfo: dict[str, Any] | None = None) -> dict[str, float]:
+        """One update with a given teacher θ and batches: loss, backward, clip, SGD step."""
+        c = self.cfg
+        tinfo = tinfo or {}
         terms = self.loss_terms(theta, real_idx, syn_idx)
         self.opt.zero_grad(set_to_none=True)
         terms["loss"].backward()

@@ -3,7 +3,8 @@
 Default ``gradient: reverse`` is the *exact* constant-memory reverse mode (cpu-calibration.md §3 (b′)): the
 same gradient as MTT-VL's unrolled one (tested to rtol 1e-4) with memory flat in ``syn_steps``.
 ``gradient: tesla`` is the TESLA approximation of LoRS's released code (student parameters treated as
-constants per step). LoRS's "TESLA-VL" baseline row also swaps InfoNCE for WBCE: ``loss: wbce``."""
+constants per step). LoRS's "TESLA-VL" baseline row also swaps InfoNCE for WBCE: ``loss: wbce-eps`` (the
+released form); the paper configs (``configs/vl/tesla-vl_{flickr30k,coco}.yaml``) run that baseline."""
 
 from __future__ import annotations
 

@@ -22,6 +22,13 @@ representations within each minibatch: one λ ~ Beta(β, β) and one permutation
 both modalities (rᵛ = λ E(x̃) + (1−λ) E(x̃_π), rᵗ = λ ẽ + (1−λ) ẽ_π) against the unmixed S[B, B]; λ and π are
 drawn before the inner loop and replayed by the reverse pass.
 
+Fields where our defaults differ from the released LoRS/RepBlend/MTT-VL code (the paper configs set the released
+behaviour): ``batching`` (``independent`` draw per step vs ``chunks`` of one permutation), ``lr_floor`` (learned
+step sizes clamped at 1e-6 vs not clamped), ``grad_clip`` (off in both by default), ``lr_grad`` (under
+``merge_branches`` the released code takes the step sizes' gradient from the per-branch loss), ``gradient`` and
+``loss`` (see :mod:`.lors`). :meth:`draw` takes the iteration's random choices and :meth:`apply` runs the iteration on
+them, so fixed draws reproduce a reference iteration exactly (tests/test_parity_vl.py).
+
 Budget fairness (``budget_fair``): the pair count is reduced until pixels + text + similarity factors + step
 sizes fit ``pairs × floats_per_pair`` stored floats (the papers' N−1 pairs); ``meta["budget_fairness"]``
 records the arithmetic.
@@ -61,6 +68,8 @@ class VLTMConfig:
     minibatch: int = 0  # synthetic pairs per student step; 0 = all (MTT-VL: 100 = all; LoRS/RepBlend: 20)
     gradient: Literal["unrolled", "reverse", "tesla"] = "unrolled"  # see distill/trajectory.py
     merge_branches: bool = False  # (D_img + D_txt) / (Δ_img + Δ_txt) instead of the per-branch sum
+    lr_grad: Literal["match", "per_branch"] = "match"  # step-size gradient from the matching loss, or (tesla only) from
+    # the per-branch loss even with merge_branches, as LoRS/RepBlend's released code computes it
     student: Literal["full", "heads"] = "full"  # which parameters are matched (must equal the buffer's mode)
     loss: str = "infonce"  # inner loss: "infonce" or a soft loss of distill/losses.py (wbce, bce, kl, ...)
     reproduce_scale_bug: bool = False  # MTT-VL's inner loop scales logits by log_scale, not exp(log_scale)
@@ -74,6 +83,9 @@ class VLTMConfig:
     lr_lr: float = 1e-2  # lr of the learned step sizes (papers: 1e-2)
     lr_sim: float = 10.0  # lr of the similarity factors (LoRS Flickr-100: 10)
     momentum: float = 0.5  # SGD momentum of every group (papers: 0.5)
+    batching: Literal["independent", "chunks"] = "independent"  # student minibatches: an independent draw per step, or
+    # disjoint chunks of one permutation, a new permutation when it runs out (LoRS/RepBlend released code)
+    lr_floor: float = 1e-6  # clamp the learned step sizes at >= lr_floor after each update (0 = off, as the released code)
     grad_clip: float = 0.0  # clip the gradient norm of pixels, text vectors and similarity factors, each (0 = off; MDM clips 1.0)
     lr_teacher: float = 0.1  # initial student step size (= the experts' lr)
     # per-budget learning rates, e.g. {500: {lr_txt: 0.3}}: the papers tune lrs per budget (vl-distillation.md §3
@@ -85,6 +97,16 @@ class VLTMConfig:
     budget_fair: bool = True  # reduce the pair count so every stored float fits the budget (N-1 pairs)
     buffer: str | None = None  # expert buffer directory; None = the cache path keyed by dataset + experts
     experts: ExpertConfig = field(default_factory=ExpertConfig)  # how to train the buffer if it is missing
+
+
+@dataclass
+class IterationDraw:
+    """The random choices of one outer iteration, drawn before it runs (so a run can be replayed or fed fixed draws)."""
+
+    expert: int  # expert trajectory k
+    start_epoch: int  # start epoch s
+    batches: list[Tensor]  # synthetic row indices of each student step
+    blend: list[tuple[float, Tensor]] = field(default_factory=list)  # RepBlend (λ, π) per student step
 
 
 def fair_pairs(requested: int, floats_per_pair: int, similarity: str, rank: int, step_sizes: int) -> dict[str, Any]:
@@ -116,6 +138,12 @@ class VLTrajectoryDistiller(Distiller):
             raise ConfigError(f"{self.name}: blend (representation blending) needs student 'heads'")
         if c.loss != "infonce":
             soft_loss(c.loss)
+        if c.lr_grad not in ("match", "per_branch"):
+            raise ConfigError(f"{self.name}: lr_grad must be 'match' or 'per_branch', got {c.lr_grad!r}")
+        if c.lr_grad == "per_branch" and c.gradient != "tesla":
+            raise ConfigError(f"{self.name}: lr_grad 'per_branch' (the released code's step-size gradient) needs gradient 'tesla'")
+        if c.batching not in ("independent", "chunks"):
+            raise ConfigError(f"{self.name}: batching must be 'independent' or 'chunks', got {c.batching!r}")
         if c.expert_epochs < 1 or c.max_start_epoch < 1 or c.syn_steps < 1:
             raise ConfigError(f"{self.name}: expert_epochs, max_start_epoch and syn_steps must be >= 1")
 
@@ -180,13 +208,19 @@ class VLTrajectoryDistiller(Distiller):
         self.syn_lr_img = torch.tensor([c.lr_teacher]).requires_grad_(c.learn_lr)
         self.syn_lr_txt = torch.tensor([c.lr_teacher]).requires_grad_(c.learn_lr)
         self.sim = None
+        if c.similarity != "none":
+            self.sim = Similarity.init(n, c.similarity, c.sim_rank, c.sim_alpha, gen=gen).requires_grad_(True)
+        self.opt = self.build_optimizer()
+
+    def build_optimizer(self) -> torch.optim.SGD:
+        """SGD with one group per learned tensor kind: pixels, text vectors, step sizes, similarity factors."""
+        c = self.cfg
         groups = [{"params": [self.images], "lr": c.lr_img}, {"params": [self.texts], "lr": c.lr_txt}]
         if c.learn_lr:
             groups.append({"params": [self.syn_lr_img, self.syn_lr_txt], "lr": c.lr_lr})
-        if c.similarity != "none":
-            self.sim = Similarity.init(n, c.similarity, c.sim_rank, c.sim_alpha, gen=gen).requires_grad_(True)
+        if self.sim is not None:
             groups.append({"params": self.sim.params(), "lr": c.lr_sim})
-        self.opt = torch.optim.SGD(groups, lr=c.lr_img, momentum=c.momentum)
+        return torch.optim.SGD(groups, lr=c.lr_img, momentum=c.momentum)
 
     # ---------------------------------------------------------------------------------------- inner loss
     def _targets(self, d: dict[str, Tensor], idx: Tensor) -> Tensor:
@@ -220,21 +254,48 @@ class VLTrajectoryDistiller(Distiller):
         return d
 
     # ---------------------------------------------------------------------------------------------- step
-    def step(self, it: int) -> dict[str, float]:
+    def _batches(self, mb: int) -> list[Tensor]:
+        c = self.cfg
+        if c.batching == "independent":
+            return [torch.randperm(self.n)[:mb] for _ in range(c.syn_steps)]
+        if c.batching != "chunks":
+            raise ConfigError(f"{self.name}: batching must be 'independent' or 'chunks', got {c.batching!r}")
+        out, perm, pos = [], torch.randperm(self.n), 0
+        for _ in range(c.syn_steps):
+            if pos + mb > self.n:
+                perm, pos = torch.randperm(self.n), 0
+            out.append(perm[pos:pos + mb])
+            pos += mb
+        return out
+
+    def draw(self) -> IterationDraw:
+        """This iteration's randomness (global RNG): expert, start epoch, minibatches, blending λ and π."""
         c = self.cfg
         k = int(torch.randint(self.buffer.num_experts, (1,)))
         s = int(torch.randint(c.max_start_epoch, (1,)))
-        start = self.buffer.load(k, s)
-        target = self.buffer.load(k, s + c.expert_epochs)
         mb = self.n if c.minibatch <= 0 else min(c.minibatch, self.n)
-        batches = [torch.randperm(self.n)[:mb] for _ in range(c.syn_steps)]
+        batches = self._batches(mb)
+        blend: list[tuple[float, Tensor]] = []
         if c.blend:
             beta = torch.distributions.Beta(torch.tensor(float(c.blend_beta)), torch.tensor(float(c.blend_beta)))
-            self._blend = [(float(beta.sample()), torch.randperm(mb)) for _ in range(c.syn_steps)]
+            blend = [(float(beta.sample()), torch.randperm(mb)) for _ in range(c.syn_steps)]
+        return IterationDraw(k, s, batches, blend)
+
+    def step(self, it: int) -> dict[str, float]:
+        return self.apply(self.draw())
+
+    def apply(self, draw: IterationDraw) -> dict[str, float]:
+        """One outer iteration with the given draws: student unroll, matching gradient, one SGD step."""
+        c = self.cfg
+        k, s, batches = draw.expert, draw.start_epoch, draw.batches
+        start = self.buffer.load(k, s)
+        target = self.buffer.load(k, s + c.expert_epochs)
+        self._blend = draw.blend
         data = self._data(batches)
         etas = [self.syn_lr_img, self.syn_lr_txt]
         res = trajectory_match(c.gradient, self.inner_loss, start, target, batches,
-                               [e if c.learn_lr else e.detach() for e in etas], data, self.flat.sizes, c.merge_branches)
+                               [e if c.learn_lr else e.detach() for e in etas], data, self.flat.sizes, c.merge_branches,
+                               eta_per_branch=c.lr_grad == "per_branch")
         self.opt.zero_grad(set_to_none=True)
         torch.autograd.backward([data[k] for k in res.data_grads], [res.data_grads[k] for k in res.data_grads])
         if c.learn_lr:
@@ -248,9 +309,10 @@ class VLTrajectoryDistiller(Distiller):
             if self.sim is not None:
                 torch.nn.utils.clip_grad_norm_(self.sim.params(), c.grad_clip)
         self.opt.step()
-        with torch.no_grad():  # step sizes stay positive (a negative lr would train the student backwards)
-            self.syn_lr_img.clamp_(min=1e-6)
-            self.syn_lr_txt.clamp_(min=1e-6)
+        if c.lr_floor > 0:
+            with torch.no_grad():  # step sizes stay positive (a negative lr would train the student backwards)
+                self.syn_lr_img.clamp_(min=c.lr_floor)
+                self.syn_lr_txt.clamp_(min=c.lr_floor)
         return {"match_loss": res.loss, "start_epoch": float(s), "grad_norm_image": gi, "grad_norm_text": gt,
                 "grad_lr_img": float(res.eta_grads[0].detach().sum()), "grad_lr_txt": float(res.eta_grads[1].detach().sum()),
                 "syn_lr_img": float(self.syn_lr_img.detach()), "syn_lr_txt": float(self.syn_lr_txt.detach())}

@@ -52,7 +52,10 @@ class RetrievalProtocol:
     soft_loss: str = "wbce"
     similarity: Literal["set", "ignore"] = "set"  # "set": train against the set's learned S (LoRS); "ignore": InfoNCE
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    selection: Literal["last"] = "last"
+    selection: Literal["last", "best-on-test"] = "last"  # "best-on-test": labelled control of protocol "paper" only
+    # "common": the recipe above for every set; "paper": the papers' own learner (evaluate/paper_learner.py)
+    protocol: Literal["common", "paper"] = "common"
+    paper_lr_decay: bool = True  # protocol "paper": lr x0.1 from epoch epochs//2+1 (LoRS, RepBlend, MDM); False: constant (MTT-VL)
 
     def net_kwargs(self) -> dict:
         if self.image_arch == "convnet":
@@ -64,6 +67,10 @@ class RetrievalProtocol:
         return max(self.epochs * math.ceil(n_train / bs), self.min_steps)
 
     def describe(self, n_train: int) -> dict:
+        if self.protocol != "common":
+            from .paper_learner import describe_paper
+
+            return describe_paper(self, n_train)
         d = asdict(self)
         d.update({
             "task": "retrieval",
@@ -139,6 +146,12 @@ def train_and_test(
     device: str = "cpu",
 ) -> dict[str, float]:
     """Train a fresh dual encoder on aligned rows (images[i], texts[i]) and test retrieval."""
+    if proto.protocol != "common" or proto.selection != "last":
+        from . import paper_learner
+
+        return paper_learner.train_and_test(proto, images, texts, test_images, test_texts, test_text_to_image, seed,
+                                            target_fn=target_fn, soft_loss_fn=soft_loss_fn, learned_lrs=learned_lrs,
+                                            device=device)
     seed_everything(seed)
     gen = generator(seed)
     model = DualEncoder(proto, tuple(images.shape[1:]), int(texts.shape[1])).to(device)
