@@ -1,7 +1,7 @@
-"""Coreset selection rules on precomputed features or scores (issue 3 §6).
+"""Coreset selection rules on precomputed features or scores.
 
 All functions return indices into the rows they were given and are deterministic given their
-generator. Herding follows VICO-UoE/DatasetCondensation#15 (av-distillation.md §7.3): step i picks
+generator. Herding follows VICO-UoE/DatasetCondensation#15: step i picks
 argmin_j ||(i+1)·mean − Σ_selected φ − φ_j|| among unselected rows.
 """
 

@@ -1,7 +1,5 @@
 """AV-Digits (AV-MNIST-FSDD): real spoken digits paired by label with real handwritten digits.
 
-offline-data.md §6 "AV #1"; sanity numbers in cpu-calibration.md §5.
-
 * **Audio**: FSDD ``fsdd/fsdd-recordings.tar.gz`` (3,000 WAVs, 8 kHz), read straight from the tarfile in
   memory. Official split: takes 0–4 -> test (300 clips), 5–49 -> train (2,700). Log-mel front end in
   :mod:`mmdistill.data.audio` (1 s window, 64 HTK mels x 64 frames by default).
@@ -142,7 +140,7 @@ def image_pools(labels: np.ndarray) -> dict[str, dict[int, np.ndarray]]:
 
 @DATASETS.register("av-digits")
 class AVDigits:
-    """AV-Digits: FSDD log-mel audio + MNIST image pairs, 10 classes (offline-data.md §6 AV #1)."""
+    """AV-Digits: FSDD log-mel audio + MNIST image pairs, 10 classes."""
 
     NAME = "av-digits"
     DEFAULTS: dict[str, Any] = {"n_mels": 64, "frames": 64, "duration_s": 1.0, "n_fft": 256, "pairing_seed": 0}

@@ -1,6 +1,6 @@
 """COCO-mini-CC: 51 CC BY / BY-SA COCO photos x 5 captions (retrieval smoke test).
 
-offline-data.md §6 "Image–text #2", §1.4.
+Data and licence: ``../shared/data/coco-mini-cc/SOURCE.md``.
 
 * ``coco-mini-cc/captions.json`` (COCO caption format: ``images``, ``annotations``) + ``images/<file_name>``.
 * Split by each image's ``split_origin``: ``train2017`` -> train (26 images), ``val2017`` -> test (25).
@@ -79,7 +79,7 @@ def parse_coco_captions(path: Path, dataset: str) -> tuple[list[dict[str, Any]],
 
 @DATASETS.register("coco-mini")
 class CocoMini:
-    """COCO-mini-CC image–caption retrieval (offline-data.md §6 Image–text #2)."""
+    """COCO-mini-CC image–caption retrieval."""
 
     NAME = "coco-mini"
     DEFAULTS: dict[str, Any] = {"image_size": 32}

@@ -1,20 +1,20 @@
 """Differentiable Siamese Augmentation (DSA) for audio-visual distillation.
 
-av-distillation.md §2.2 (ops and ranges, DSA's ``ParamDiffAug``), §2.3 (AVDD: same seed for both
-modalities, Siamese within a modality), §3.9 item 10 (DSA ops are domain-inappropriate on spectrograms).
+Zhao & Bilen, "Dataset Condensation with Differentiable Siamese Augmentation" (arXiv 2102.08259): ops and
+ranges of DSA's ``ParamDiffAug``; AVDD (Kushwaha et al., TMLR 2024) shares one draw across both modalities. The visual
+ops are domain-inappropriate on spectrograms (a flip reverses time), hence the spectrogram ops below.
 
 * **Siamese**: one parameter draw (:func:`draw`) is applied to the real batch AND the synthetic batch of
-  a modality, so both see the identical transform. One sampled value is broadcast to the whole batch
-  (§2.2 "one sampled value broadcast to the whole batch").
+  a modality, so both see the identical transform. One sampled value is broadcast to the whole batch.
 * **One op per call** (DSA/AVDD aug_mode ``'S'``): each draw samples one op from the modality's list.
 * **Across modalities**: ``share_across_modalities=True`` seeds both modalities' draws with the same
-  seed (AVDD-faithful, §2.3): with ``audio_ops="avdd"`` audio and visual get the same op and the same
+  seed (AVDD-faithful): with ``audio_ops="avdd"`` audio and visual get the same op and the same
   fractional parameters (crop/cutout offsets are fractions of each tensor's size, so correlated, not
   identical in pixels); with the spectrogram ops the draws are correlated but the op lists differ.
   ``False`` draws each modality from an independent seed.
 * **Audio ops**: ``"spectrogram"`` (default): ``time_shift`` (translate along time, the last axis, zero
   filled with ``mask_value``) and ``time_mask`` (SpecAugment-style band of time frames set to
-  ``mask_value``); no frequency flips, shifts, scales or rotations (§3.9 item 10). ``"avdd"``: the visual
+  ``mask_value``); no frequency flips, shifts, scales or rotations. ``"avdd"``: the visual
   DSA ops, AVDD-faithful (flip reverses time, crop/scale/rotate warp frequency). ``"none"``: identity.
 
 Given the same draws, the ops equal AVDD's copy of DSA's ops (tests/test_parity_av_kd.py) up to sign
@@ -44,12 +44,12 @@ SPEC_AUDIO_OPS = ("time_shift", "time_mask")
 
 @dataclass
 class DSAConfig:
-    """DSA settings; ranges are DSA's ``ParamDiffAug`` defaults (§2.2)."""
+    """DSA settings; ranges are DSA's ``ParamDiffAug`` defaults."""
 
     enabled: bool = True
     strategy: str = "color_crop_cutout_flip_scale_rotate"  # visual ops, '_'-separated (DSA naming)
     audio_ops: Literal["spectrogram", "avdd", "none"] = "spectrogram"
-    share_across_modalities: bool = True  # AVDD: same seed for both modalities (§2.3)
+    share_across_modalities: bool = True  # AVDD: same seed for both modalities
     scale: float = 1.2  # factors in [1/scale, scale], independent per axis
     rotate_deg: float = 15.0
     crop: float = 0.125  # translate by up to this fraction of each side

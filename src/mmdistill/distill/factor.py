@@ -1,6 +1,7 @@
 """Factorised synthetic storage ("factor" l): IDC multi-formation / IDM partition-and-expansion.
 
-av-distillation.md §3.4 (AVDD init and ``number_sign_augment``), §3.6 (layouts), §7.3 (spec).
+As AVDD's ``number_sign_augment`` (Kushwaha et al., TMLR 2024) and IDM (Zhao et al., CVPR 2023): one stored
+sample holds l or l*l downsampled real samples that are decoded back to full size for training.
 
 * ``grid2d``: a stored (C, H, W) sample holds f×f blocks; block order is column-major, i.e. TL, BL, TR, BR
   for f = 2 (AVDD's order). Decoding cuts each block and upsamples it (bilinear) to (H, W).
@@ -10,7 +11,7 @@ av-distillation.md §3.4 (AVDD init and ``number_sign_augment``), §3.6 (layouts
 * Multiplicity ``M`` = f² if any modality uses grid2d, else f; ``M = 1`` for f = 1.
 * Row order after decoding is **block-major**: decoded row ``b·n + i`` is block ``b`` of stored row ``i``
   (n stored rows). Labels are repeated in block order (``labels.repeat(M)``). Every modality uses the
-  same order, so decoded pair j keeps audio and frame from one source pair (§7.3).
+  same order, so decoded pair j keeps audio and frame from one source pair.
 * :func:`encode` is the inverse used by initialisation: real rows ``b·n + i`` (downsampled) go into
   block ``b`` of stored row ``i``; ``decode(encode(x)) ≈ x`` up to the down/up-sampling error.
 """

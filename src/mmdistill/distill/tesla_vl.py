@@ -1,6 +1,6 @@
-"""TESLA-VL: MTT-VL's loss with a constant-memory gradient (vl-distillation.md §3, "TESLA-style").
+"""TESLA-VL: MTT-VL's loss with a constant-memory gradient.
 
-Default ``gradient: reverse`` is the *exact* constant-memory reverse mode (cpu-calibration.md §3 (b′)): the
+Default ``gradient: reverse`` is the *exact* constant-memory reverse mode: the
 same gradient as MTT-VL's unrolled one (tested to rtol 1e-4) with memory flat in ``syn_steps``.
 ``gradient: tesla`` is the TESLA approximation of LoRS's released code (student parameters treated as
 constants per step). LoRS's "TESLA-VL" baseline row also swaps InfoNCE for WBCE: ``loss: wbce-eps`` (the

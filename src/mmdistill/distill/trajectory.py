@@ -5,7 +5,7 @@ learned per-branch step sizes η (one per parameter branch, e.g. image / text):
 
     θ_{k+1} = θ_k − η ⊙ ∇θ ℓ(θ_k; synthetic batch k)
 
-and is compared with the expert's later checkpoint θ* = θ*_{s+M}. Matching loss (vl-distillation.md §2, §3):
+and is compared with the expert's later checkpoint θ* = θ*_{s+M}. Matching loss:
 
 * per branch (default): Σ_b ‖θ̂ᵇ_N − θ*ᵇ‖² / ‖θᵇ₀ − θ*ᵇ‖²  (MTT-VL's normalised bi-trajectory loss);
 * merged (``merge=True``, LoRS ``--merge_loss_branches``): Σ_b ‖θ̂ᵇ_N − θ*ᵇ‖² / Σ_b ‖θᵇ₀ − θ*ᵇ‖².
@@ -14,15 +14,14 @@ Gradient modes (:func:`trajectory_match`), all returning d loss / d data and d l
 
 * ``"unrolled"`` - MTT / MTT-VL: the N steps are unrolled with ``create_graph=True`` and autograd
   differentiates through them. Exact. Memory grows linearly with N (the graph of every step is kept).
-* ``"reverse"`` - constant-memory **exact** reverse mode (cpu-calibration.md §3 (b′)): a graph-free forward
+* ``"reverse"`` - constant-memory **exact** reverse mode: a graph-free forward
   pass stores only the N+1 parameter vectors; the backward pass walks the steps in reverse, recomputing each
   step's gradient with ``create_graph`` and doing one Hessian-vector product per step to carry the adjoint
   a_k = dL/dθ_k = a_{k+1} − H_k(η ⊙ a_{k+1}) backwards. Equal to ``unrolled`` up to round-off (tested to
   rtol 1e-4); memory is flat in N (one step's graph at a time, plus N+1 parameter vectors).
-* ``"tesla"`` - the TESLA approximation used by LoRS's released code (Cui et al. 2023; §3 "TESLA-style
-  constant-memory matching"): every step's data gradient uses the *final* adjoint a_N = dL/dθ_N, i.e. the
-  student parameters θ_k are treated as constants and the Hessian terms that carry the adjoint through later
-  steps are dropped. Not exact (differs from ``unrolled`` for N > 1); cheaper (no θ-HVP) and constant-memory.
+* ``"tesla"`` - the TESLA approximation used by LoRS's released code (Cui et al. 2023, arXiv 2211.10586):
+  every step's data gradient uses the *final* adjoint a_N = dL/dθ_N, i.e. the student parameters θ_k are
+  treated as constants and the Hessian terms that carry the adjoint through later steps are dropped. Not exact (differs from ``unrolled`` for N > 1); cheaper (no θ-HVP) and constant-memory.
   The step sizes get the exact gradient of the closed-form loss ‖θ₀ − η ⊙ Σ g_k − θ*‖² / Δ with the g_k fixed.
   This is the gradient LoRS's and RepBlend's released code compute (one iteration agrees with it to ≤ 1e-11
   relative at float64, tests/test_parity_vl.py), so the paper configs use it.

@@ -44,7 +44,7 @@ def decode_for_training(syn: SyntheticSet) -> SyntheticSet:
     """Expand a factorised set to the pairs models train on (identity for factor 1)."""
     layout = syn.meta.get("layout") or {}
     if int(layout.get("factor", 1)) > 1:
-        from ..distill.factor import decode_set  # issue 4: factorised storage
+        from ..distill.factor import decode_set  # factorised storage
 
         return decode_set(syn)
     return syn
@@ -54,7 +54,7 @@ def _soft_target(syn: SyntheticSet):
     """(target_fn, loss_fn) when the set carries a learned similarity matrix (LoRS family)."""
     if not any(k.startswith("sim_") for k in syn.extras):
         return None, None
-    from ..distill.similarity import loss_and_target_from_set  # issue 5: LoRS similarity
+    from ..distill.similarity import loss_and_target_from_set  # LoRS similarity
 
     return loss_and_target_from_set(syn)
 

@@ -3,14 +3,14 @@
 The architecture is the retrieval protocol's :class:`~mmdistill.evaluate.retrieval.DualEncoder` (a registered
 image net + linear image projection, an MLP text head over frozen MiniLM vectors), so expert trajectories,
 the distillation student and the evaluation model are one network. Differences to the protocol: the
-temperature is fixed (``scale = exp(log_scale)``, ``log_scale = log(1/tau)``; vl-distillation.md §1.1) and
-no augmentation runs inside the student's inner loop (MTT-VL's DSA flags are dead code, §2).
+temperature is fixed (``scale = exp(log_scale)``, ``log_scale = log(1/tau)``) and
+no augmentation runs inside the student's inner loop (MTT-VL's DSA flags are dead code).
 
 Two parameter sets (``mode``):
 
 * ``full``  - θ = [image encoder, image projection | text head] (MTT-VL, LoRS experts and students);
 * ``heads`` - θ = [image projection | text head] over a frozen image encoder (RepBlend's symmetric
-  projection trajectories, §4); the encoder runs outside θ and gradients still reach the pixels.
+  projection trajectories); the encoder runs outside θ and gradients still reach the pixels.
 
 The image branch comes first in θ; ``sizes = (n_image, n_text)``.
 """

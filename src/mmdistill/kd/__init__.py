@@ -1,4 +1,4 @@
-"""Cross-modal knowledge distillation (issue 7; spec ``../shared/specs/cross-modal-kd.md``).
+"""Cross-modal knowledge distillation.
 
 One concept per module:
 

@@ -1,4 +1,4 @@
-"""The contract every cross-modal KD loss follows (cross-modal-kd.md §6.1, mdistiller style).
+"""The contract every cross-modal KD loss follows.
 
 A KD loss is an ``nn.Module`` registered in :data:`KD_LOSSES` under the method name used on the CLI and in
 benchmark rows. Its class attributes say what it needs:

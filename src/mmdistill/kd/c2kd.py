@@ -1,4 +1,4 @@
-"""C2KD (CVPR 2024), faithful to ``huofushuo/C2KD`` (cross-modal-kd.md §2.2f, §6.5).
+"""C2KD (CVPR 2024), faithful to ``huofushuo/C2KD``.
 
 Proxy heads on an intermediate tap of each backbone; cross-modal knowledge flows only through the
 proxy-to-proxy non-target KL, on samples whose class rankings agree (Kendall tau-b > ``krc``). The teacher

@@ -1,4 +1,4 @@
-"""FD-CMKD (arXiv 2511.19887, AAAI 2026), faithful to the public code (cross-modal-kd.md §1.3-1.4, §6.2).
+"""FD-CMKD (arXiv 2511.19887, AAAI 2026), faithful to the public code.
 
 On pooled penultimate features f_s (student, trainable) and f_t (teacher, detached):
 
@@ -12,7 +12,7 @@ On pooled penultimate features f_s (student, trainable) and f_t (teacher, detach
   student heads, ``aux_task_heads``); only the student's own head ``g`` is evaluated (main head).
 * ``L = L_task + w_align L_align + lambda_low L_low + lambda_high L_high``, all weights 1 by default.
 
-Settings used as controls (§1.9, §5.4, §6.2 "ablation switches"):
+Settings used as controls:
 
 * ``channel_permutation_control``: one fixed random channel permutation (same for both networks) before the
   FFT, so "low" and "high" become random complementary subspaces with no frequency meaning;
@@ -87,7 +87,7 @@ class FDCMKDConfig:
     aux_task_heads: the code's two extra student-only heads on the bands (True in the code).
     scale: L2-normalise the bands inside L_low / L_high (the "Scale" ablation column).
     low_loss / high_loss: "mse" or "logmse" (code: mse low, logmse high).
-    reduction: "mean" over B*D (code) or "sum" over D (a larger distillation gradient, §1.9 item 3).
+    reduction: "mean" over B*D (code) or "sum" over D (a D times larger distillation gradient).
     channel_permutation_control: fixed random channel permutation before the FFT (control).
     permutation_seed: seed of that permutation (None: derived from the run seed).
     """

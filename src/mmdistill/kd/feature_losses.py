@@ -1,4 +1,4 @@
-"""Feature-level KD: FitNet/Feat and PKD on the pooled penultimate feature (cross-modal-kd.md §2.2 d-e, §6.4).
+"""Feature-level KD: FitNet/Feat and PKD on the pooled penultimate feature.
 
 The student feature goes through a learned ``Linear(D_s, D_t)`` projector when the widths differ
 (identity when they match, as in FD-CMKD's "Feat" row; ``always_project`` forces a learned one).

@@ -1,11 +1,11 @@
-"""Channel-axis frequency bands of a pooled feature vector (cross-modal-kd.md §1.3, §6.2).
+"""Channel-axis frequency bands of a pooled feature vector.
 
 The single home of FD-CMKD's FFT math; the loss, the similarity analysis and the tests all import it.
 
 * ``rfft`` along the LAST axis of a (B, D) feature: K = D//2 + 1 complex bins.
 * Cut index ``c = round(split_ratio * (K - 1))``: low band = bins 1..c, high band = bins c+1..K-1 (the
   Nyquist bin, when D is even, is in the high band). Bin 0 (DC = the per-sample mean) is in neither band
-  unless ``keep_dc=True`` puts it in the low band (the analysis-notebook variant, §1.3 last point).
+  unless ``keep_dc=True`` puts it in the low band (the variant in the authors' analysis notebook).
 * The inverse always passes ``n=D`` (for odd D the default inverse length would be D - 1).
 * Half precision is computed in float32 (half FFTs support only power-of-two lengths) and cast back;
   float64 stays float64.

@@ -1,4 +1,4 @@
-"""Logit-level KD: no-KD baseline, Hinton KD, DKD, DIST (cross-modal-kd.md §2.2 a-c, §6.3).
+"""Logit-level KD: no-KD baseline, Hinton KD, DKD, DIST.
 
 Each loss is a pure function (golden-value tested) plus a registered module adding the task CE.
 """

@@ -19,7 +19,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "fd-cmkd-permuted": ("fd-cmkd", {"channel_permutation_control": True}),
     "fd-cmkd-heads-only": ("fd-cmkd", {"lambda_low": 0.0, "lambda_high": 0.0}),
     "fd-cmkd-learned-split": ("fd-cmkd", {"learnable_split": True}),
-    # band losses summed over D instead of averaged: D times larger alignment gradient (§1.9 item 3)
+    # band losses summed over D instead of averaged: D times larger alignment gradient
     "fd-cmkd-sum": ("fd-cmkd", {"reduction": "sum"}),
 }
 

@@ -1,8 +1,8 @@
 """Control (1): FD-CMKD's motivating low/high cross-modal similarity, on real features and on random
-vectors with a common mean (cross-modal-kd.md §1.8 "Motivating analysis", §1.9 item 1).
+vectors with a common mean.
 
 The paper reports cos(low) 0.91, cos(raw) 0.84, cos(high) ~ 0 between the two modalities' features and
-reads it as "low frequencies carry shared semantics". §1.9 shows independent vectors whose channels share
+reads it as "low frequencies carry shared semantics". Independent vectors whose channels share
 a mean m give the same numbers: cos(raw) ~ m^2/(m^2+s^2), cos(low incl. DC) ~ m^2/(m^2+s^2/2), cos(high) ~ 0.
 
 :func:`band_similarity` computes, for paired rows of two feature matrices, the mean cosine of
@@ -51,7 +51,7 @@ def band_similarity(fa: Tensor, fb: Tensor, split_ratio: float = 0.5, seed: int 
 
 
 def common_mean_random(fa: Tensor, fb: Tensor, seed: int = 0, split_ratio: float = 0.5) -> dict[str, Any]:
-    """The same similarities for independent i.i.d. vectors with each side's mean and std (§1.9 model)."""
+    """The same similarities for independent i.i.d. vectors with each side's mean and std."""
     g = torch.Generator().manual_seed(seed)
     stats = {}
     rand = []
@@ -61,7 +61,7 @@ def common_mean_random(fa: Tensor, fb: Tensor, seed: int = 0, split_ratio: float
         rand.append(m + s * torch.randn(f.shape, generator=g, dtype=torch.float64))
     out = band_similarity(rand[0], rand[1], split_ratio, seed)
     ma, sa, mb, sb = stats["a"]["mean"], stats["a"]["std"], stats["b"]["mean"], stats["b"]["std"]
-    # §1.9 prediction for independent vectors (both sides' mean/spread): raw and notebook-low cosines
+    # prediction for independent vectors (both sides' mean/spread): raw and notebook-low cosines
     out["pred_cos_raw"] = ma * mb / ((ma**2 + sa**2) * (mb**2 + sb**2)) ** 0.5
     out["pred_cos_low_dc"] = ma * mb / ((ma**2 + sa**2 / 2) * (mb**2 + sb**2 / 2)) ** 0.5
     out["stats"] = stats

@@ -1,4 +1,4 @@
-"""The cross-modal KD trainer behind ``mmdistill kd`` (cross-modal-kd.md §6.1).
+"""The cross-modal KD trainer behind ``mmdistill kd``.
 
 Per seed: get the teacher (trained on ``teacher_modality`` of the training split, or loaded from the
 teacher cache), build a fresh student for ``student_modality`` and the method's loss module, train the

@@ -112,11 +112,11 @@ def check_norm_input(name: str, norm: str, h: int, w: int) -> None:
 def first_padding(name: str, first_pad: int | str, in_shape: tuple[int, int, int], base: int) -> int:
     """Padding of the first conv, whose usual padding is ``base``.
 
-    DC pads 28×28 MNIST by 2 extra pixels so the net sees 32×32 (cpu-calibration.md §2):
+    DC pads 28×28 MNIST by 2 extra pixels so the net sees 32×32:
 
     * ``"auto"`` (default): ``base + 2`` for 28×28 inputs only, else ``base``;
     * ``"dc"``: ``base + 2`` whenever the input has one channel - DC's literal rule, which AVDD
-      inherits for 1×128×56 spectrograms (av-distillation.md §3.3);
+      inherits for 1×128×56 spectrograms;
     * an int: that padding.
     """
     c, h, w = in_shape

@@ -1,4 +1,4 @@
-"""DC-style small-input AlexNet: 5 convs sized for 32×32 (DC's ``AlexNet``; cpu-calibration.md §2).
+"""DC-style small-input AlexNet: 5 convs sized for 32×32 (DC's ``AlexNet``).
 
 Conv5×5 → ReLU → MaxPool2 → Conv5×5 → ReLU → MaxPool2 → 3× (Conv3×3 → ReLU) → MaxPool2, channels
 ``width × (1, 1.5, 2, 1.5, 1.5)`` (``width=128`` is DC's 128-192-256-192-192; the CPU default is 32).

@@ -1,4 +1,4 @@
-"""DC/DM-style ConvNet (cpu-calibration.md §2; AVDD encoders, av-distillation.md §3.3 and §7.2).
+"""DC/DM-style ConvNet.
 
 ``depth`` blocks of Conv3×3 → norm → act → pool2, then flatten. Width 128 is the papers' default; the
 CPU default is 32. ``norm="instance"`` is DC's ``GroupNorm(C, C, affine=True)``.

@@ -1,5 +1,5 @@
 """Flat-parameter, functional forward passes for unrolled training (MTT, TESLA-style constant-memory
-matching, unrolled contrastive students; cpu-calibration.md §3 (b), (b'), (c)).
+matching, unrolled contrastive students, (b'), (c)).
 
 ``flat, spec = flat_params(net)`` gives one 1-D tensor θ; ``functional_forward(net, θ, spec, x)`` runs ``net``
 with θ in place of its parameters via :func:`torch.func.functional_call`, so gradients flow to θ (and to

@@ -19,7 +19,7 @@ FUSIONS = ("ensemble", "sum_logits")
 
 
 class ProjectionHead(nn.Module):
-    """MTT-VL / LoRS text projection head (vl-distillation.md §1.1), with the original attribute names.
+    """MTT-VL / LoRS text projection head, with the original attribute names.
 
     Linear(d→p) → GELU → Linear(p→p) → Dropout → + the first linear's output → LayerNorm(p).
     """
@@ -58,7 +58,7 @@ def linear(in_shape: tuple[int, ...], num_classes: int = 0, *, out_dim: int | No
 @NETS.register("mlp")
 @strict_kwargs
 def mlp(in_shape: tuple[int, ...], num_classes: int = 0, *, hidden: int = 512, out_dim: int | None = None) -> Head:
-    """Linear(d→hidden) → ReLU [→ Linear(hidden→out_dim)]; e.g. the text head 384→512→256 (cpu-calibration.md §3)."""
+    """Linear(d→hidden) → ReLU [→ Linear(hidden→out_dim)]; e.g. the text head 384→512→256."""
     check_positive("mlp", hidden=hidden)
     layers: list[nn.Module] = [nn.Flatten(), nn.Linear(math.prod(in_shape), hidden), nn.ReLU()]
     if out_dim is not None:
@@ -78,11 +78,11 @@ def projection(in_shape: tuple[int, ...], num_classes: int = 0, *, out_dim: int 
 
 
 class EnsembleHead(nn.Module):
-    """AVDD's ``Classifier_Ensemble`` (av-distillation.md §3.3, §7.2): ``fc_a`` and ``fc_v`` map each
+    """AVDD's ``Classifier_Ensemble``: ``fc_a`` and ``fc_v`` map each
     modality's embedding to logits.
 
     Init follows AVDD's ``weights_init``: Linear weights ~ N(0, std=1e-4), biases keep the PyTorch default.
-    Unlike AVDD (bug 6 in §3.9), either input may be None for unimodal evaluation.
+    Unlike AVDD's code, either input may be None for unimodal evaluation.
     """
 
     def __init__(self, d_a: int, d_v: int, num_classes: int) -> None:
@@ -97,7 +97,7 @@ class EnsembleHead(nn.Module):
 
 
 def fuse(logits_a: Tensor | None, logits_v: Tensor | None, mode: str = "ensemble") -> Tensor:
-    """Late fusion of per-modality logits into class scores (av-distillation.md §7.2).
+    """Late fusion of per-modality logits into class scores.
 
     ``ensemble`` (AVDD) returns the mean of the softmaxes (probabilities); ``sum_logits`` returns the sum of
     the logits. A missing modality (None) is left out, so one input gives that modality's own scores.

@@ -1,4 +1,4 @@
-"""Feature taps by dotted module path, torchdistill style (cross-modal-kd.md §6.1).
+"""Feature taps by dotted module path, torchdistill style.
 
     with FeatureTap(net, ["layer4", "relu4"]) as tap:
         logits = net(x)

@@ -1,4 +1,4 @@
-"""Classic LeNet-5 as in DC (cpu-calibration.md §2: 62k params at 28/32 px).
+"""Classic LeNet-5 as in DC.
 
 Conv5×5(6) → ReLU → MaxPool2 → Conv5×5(16) → ReLU → MaxPool2 → FC 120 → ReLU → FC 84 → ReLU → classifier.
 The first FC is sized from the input (400 inputs at 28 and 32 px, 2704 at 64 px). ``embed`` is the

