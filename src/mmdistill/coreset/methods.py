@@ -1,4 +1,4 @@
-"""Coreset baselines as methods: ``random``, ``herding``, ``k-center``, ``forgetting`` (issue 3 §6).
+"""Coreset baselines as methods: ``random``, ``herding``, ``k-center``, ``forgetting``.
 
 Budgets: ``--ipc N`` selects N real pairs per class; ``--pairs N`` selects N pairs overall.
 Feature-based rules read one real proxy training run (:mod:`mmdistill.coreset.proxy`) trained with

@@ -1,4 +1,4 @@
-"""One real training run that every feature-based coreset reads (issue 3 §6).
+"""One real training run that every feature-based coreset reads.
 
 Trains the evaluation protocol's model on the full training set for a few epochs and records
 

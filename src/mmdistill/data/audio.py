@@ -1,4 +1,4 @@
-"""Audio front end: waveform -> log-mel spectrogram (offline-data.md §6 AV #1, cpu-calibration.md §1).
+"""Audio front end: waveform -> log-mel spectrogram.
 
 Pipeline for one clip (``logmel``) or many (``logmel_batch``, chunked to bound memory):
 

@@ -1,7 +1,6 @@
 """AVDD-layout audio–visual tensors from local files (VGG_subset, Music_21, AVE, …).
 
-av-distillation.md (AVDD data layout); offline-data.md §0 (these sets are not obtainable offline, so the
-loader is tested on fixtures).
+The data layout of AVDD's prepared tensors (Kushwaha et al., TMLR 2024; ``sakshamsingh1/AVDD``).
 
 * Params: ``path`` (directory, required), ``name`` (informative, e.g. ``"VGG_subset"``, ``"Music_21"``,
   ``"AVE"``), ``audio_norm`` (``"raw_db"``: leave the dB values as AVDD does, default; ``"standardize"``:

@@ -1,6 +1,6 @@
 """Karpathy-split image–caption sets (Flickr30k / COCO as used by the LoRS / MTT-VL family) from local files.
 
-vl-distillation.md §8; offline-data.md §1.4 ("converting to the Karpathy JSON … is trivial").
+The annotation format is Karpathy's JSON as used by MTT-VL (arXiv 2308.07545) and LoRS (arXiv 2406.03793).
 
 * Params: ``ann_dir`` (a directory holding exactly one ``*_train.json`` and one ``*_test.json``, e.g.
   ``flickr30k_train.json``) or explicit ``train_file`` / ``test_file``, and ``image_root`` (image paths in

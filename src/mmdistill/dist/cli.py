@@ -1,4 +1,4 @@
-"""CLI for scale-out subcommands (issue 8; ecosystem.md §C): ``mmdistill sweep``."""
+"""CLI for scale-out subcommands: ``mmdistill sweep``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one run loop every method shares (DESIGN.md "Distiller"; issue 3 §7).
+"""The one run loop every method shares .
 
 A method is a :class:`Distiller`: ``init()`` builds its state, ``step(it)`` does one outer
 iteration and returns floats to log, ``export()`` returns the :class:`SyntheticSet`, and
@@ -213,7 +213,7 @@ def run(
 
     ``stop_after`` (tests): return after that many iterations without finishing, as a kill would.
     Under ``torchrun`` every rank runs the loop (a method may shard its work, e.g. DM by class) and only
-    rank 0 writes the log, checkpoints, periodic evaluations and the set (ecosystem.md §C.5 item 1).
+    rank 0 writes the log, checkpoints, periodic evaluations and the set.
     """
     main = dist_context().is_main
     run_dir = Path(run_dir)

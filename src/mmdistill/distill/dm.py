@@ -1,8 +1,8 @@
 """DM-AV: two-modality Distribution Matching (method ``dm``).
 
-av-distillation.md §2.1 (DM), §2.3 (AVDD's adaptation), §7.4 (spec). Every iteration draws a fresh random
-ConvNet per modality from the run loop's per-iteration RNG; for every class c, a real batch of
-``batch_real`` pairs and the decoded synthetic pairs get the same Siamese DSA draw, and
+DM (Zhao & Bilen, WACV 2023) with AVDD's audio-visual adaptation (Kushwaha et al., TMLR 2024). Every
+iteration draws a fresh random ConvNet per modality from the run loop's per-iteration RNG; for every
+class c, a real batch of ``batch_real`` pairs and the decoded synthetic pairs get the same Siamese DSA draw, and
 
     L_c = ‖mean ψa(A(a_r)) − mean ψa(A(a_s))‖² + ‖mean ψv(A(v_r)) − mean ψv(A(v_s))‖²
 
@@ -42,7 +42,7 @@ class DMAV(AVMatchDistiller):
         return la + lv, {"da2": la.detach(), "dv2": lv.detach()}
 
     def step(self, it: int) -> dict[str, float]:
-        """One iteration; under torchrun the classes are sharded over the ranks (ecosystem.md §C.5 item 3).
+        """One iteration; under torchrun the classes are sharded over the ranks.
 
         Every rank draws the nets, the DSA parameters and the real-batch indices of *every* class (the same
         global-RNG stream as one process), but embeds and back-propagates only its classes c ≡ rank (mod W).

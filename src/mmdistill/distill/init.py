@@ -1,7 +1,7 @@
 """Initialisation of audio-visual synthetic sets: real pairs (random or herding) or noise.
 
-av-distillation.md §3.4 ("Initialisation": herding 'av' indices, IDM factor-2 tiling) and §7.3 (init
-spec; herding per VICO-UoE/DatasetCondensation#15). Herding uses the L2-normalised [audio; visual]
+As AVDD (Kushwaha et al., TMLR 2024): herding 'av' indices and IDM-style factor-2 tiling; herding per
+VICO-UoE/DatasetCondensation#15. Herding uses the L2-normalised [audio; visual]
 features of one real proxy training run (:func:`mmdistill.coreset.proxy.proxy_stats`): the 'av'
 herding list, since AVDD's own extractor is not released [unverified].
 

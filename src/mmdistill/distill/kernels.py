@@ -1,6 +1,6 @@
 """Kernels and kernel two-sample statistics, written once (CONTRIBUTING.md "shared math").
 
-Geodesic Gaussian kernel on the unit sphere (MDM, vl-distillation.md §5 (iii)):
+Geodesic Gaussian kernel on the unit sphere (MDM):
 
     d(a, b) = arccos(⟨a/‖a‖, b/‖b‖⟩)              (great-circle distance, in [0, π])
     k(a, b) = exp(−d(a, b)² / (2σ²))              (σ = 0.5 in MDM)

@@ -1,4 +1,4 @@
-"""Joint-embedding k-means initialisation of synthetic image-text pairs (MDM, vl-distillation.md §5 (i), Eq. 4).
+"""Joint-embedding k-means initialisation of synthetic image-text pairs (MDM, Eq. 4).
 
 1. Every real pair (one caption row and its image) is embedded as f = normalize([ẑᵛ; ẑᵗ]) with
    ẑ = the L2-normalised projected features of a teacher (the public code clusters ``image_text`` features the

@@ -1,4 +1,4 @@
-"""LoRS (Xu et al., ICML 2024; vl-distillation.md §3): trajectory matching plus a learned low-rank
+"""LoRS (Xu et al., ICML 2024): trajectory matching plus a learned low-rank
 similarity S = diag(a) + (α/r) L Rᵀ as the soft target of a weighted-BCE contrastive loss, minibatch factor
 indexing, constant-memory gradient. Evaluation trains against S (``similarity.loss_and_target_from_set``).
 

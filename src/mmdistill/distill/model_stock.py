@@ -1,6 +1,6 @@
 """Layer-wise Model-Stock merge of two fine-tuned checkpoints against an anchor (MDM's mixed teacher).
 
-vl-distillation.md §5 (ii), Eq. 5; public code ``compute_cosine_dict`` / ``compute_ratio_from_cos`` /
+MDM (arXiv 2605.23482) Eq. 5; public code ``compute_cosine_dict`` / ``compute_ratio_from_cos`` /
 ``fast_merge`` in ``andyj1/mdm`` ``distill_mdm.py``. Per layer ℓ (one parameter tensor, as the code's
 state-dict keys), with Δᵢ = θᵢ − θ₀:
 

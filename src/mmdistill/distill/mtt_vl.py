@@ -1,4 +1,4 @@
-"""MTT-VL (Wu et al., TMLR 2024; vl-distillation.md §2): bi-trajectory matching of the whole image encoder
+"""MTT-VL (Wu et al., TMLR 2024): bi-trajectory matching of the whole image encoder
 (+ projection) and the text head, unrolled with ``create_graph`` (memory O(syn_steps)), learned step sizes,
 symmetric InfoNCE in the inner loop. ``reproduce_scale_bug: true`` reproduces the released code's logits
 ``log_scale · cos`` (scale 2.66 instead of exp(log_scale) = 14.3 at τ = 0.07) for comparison."""

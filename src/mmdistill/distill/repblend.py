@@ -1,4 +1,4 @@
-"""RepBlend (Zhang et al., NeurIPS 2025; vl-distillation.md §4): LoRS with (1) representation blending -
+"""RepBlend (Zhang et al., NeurIPS 2025): LoRS with (1) representation blending -
 mixup of the pre-projection representations (frozen-encoder image features and text vectors) within each
 synthetic minibatch, one λ ~ Beta(β, β) and one permutation for both modalities, replayed in the
 constant-memory pass - and (2) symmetric projection trajectory matching: a frozen image encoder, and only

@@ -1,4 +1,4 @@
-"""LoRS learned similarity (vl-distillation.md §3): the soft ground truth of synthetic pairs.
+"""LoRS learned similarity: the soft ground truth of synthetic pairs.
 
 ``lowrank``: S = diag(a) + (α/r) · L Rᵀ, a ∈ ℝᴺ, L, R ∈ ℝᴺˣʳ; init a = 1, L ~ N(0, 1), R = 0, so S₀ = I.
 ``full``: a learnable N×N matrix initialised to I (LoRS ``--sim_type full``).

@@ -1,7 +1,7 @@
 """Train-time augmentation for evaluation models (not Siamese; distillation's DSA lives in distill/).
 
 Images: random translation by up to ``max_shift`` of each side (zero padding). Spectrograms: time
-shift only (no frequency flips or shifts: frequency position carries meaning; av-distillation.md §3.9
+shift only (no frequency flips or shifts: frequency position carries meaning
 item 10). One random draw per sample from the given generator.
 """
 

@@ -1,4 +1,4 @@
-"""Audio-visual classification protocol (issue 3 §5; av-distillation.md §3.7/§7.7, with our defaults).
+"""Audio-visual classification protocol.
 
 Fresh audio net + visual net, each with its own linear head, trained on the given pairs with
 CE_a + CE_v (soft labels: cross-entropy against the label distribution). The fused prediction is

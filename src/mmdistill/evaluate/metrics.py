@@ -1,4 +1,4 @@
-"""Retrieval and classification metrics (vl-distillation.md §1.3; BLIP ``itm_eval`` semantics).
+"""Retrieval and classification metrics.
 
 * IR@K (text -> image): a caption query hits if its image ranks within the top K images.
 * TR@K (image -> text): an image query hits if ANY of its captions ranks within the top K captions.

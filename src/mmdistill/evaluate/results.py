@@ -1,4 +1,4 @@
-"""Results: metrics as mean ± std over seeds, with the protocol written out in full (issue 3 §5)."""
+"""Results: metrics as mean ± std over seeds, with the protocol written out in full."""
 
 from __future__ import annotations
 

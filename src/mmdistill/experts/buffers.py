@@ -1,4 +1,4 @@
-"""Expert trajectory buffers for image-text trajectory matching (vl-distillation.md §2, §4, §8 "Buffers", §9.1).
+"""Expert trajectory buffers for image-text trajectory matching.
 
 ``train_experts(dataset, cfg, out_dir)`` trains ``cfg.num_experts`` experts on the real training pairs with
 symmetric InfoNCE at a fixed temperature (``scale = exp(log_scale)``), plain SGD (lr 0.1, no momentum, as the
@@ -226,7 +226,7 @@ def train_experts(ds: PairedDataset, cfg: ExpertConfig, out_dir: str | Path | No
                          sha256_file(enc_src) if enc_src else None)
     if mpath.is_file():
         _compatible(read_manifest(mpath), manifest, mpath)
-    if is_main():  # rank 0 writes the shared files (ecosystem.md §C.5: rank-0-only IO)
+    if is_main():  # rank 0 writes the shared files
         if enc_src and not (out / ENCODER_FILE).is_file():
             atomic_write_with(out / ENCODER_FILE, lambda p: shutil.copyfile(enc_src, p))
         atomic_write_json(mpath, manifest)
