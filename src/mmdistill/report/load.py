@@ -15,9 +15,13 @@ from typing import Any
 import yaml
 
 from ..errors import MMDistillError
+from ..evaluate.results import set_mismatch
 from ..synth import MANIFEST_FILE, SyntheticSet
 
 LOG_FILE = "log.jsonl"
+MISMATCH = "results for another set: "
+#: Files of which at least one makes a directory a run directory (besides results*.json).
+RUN_MARKERS = ("config.yaml", MANIFEST_FILE, "synthetic.safetensors", LOG_FILE)
 
 
 @dataclass
@@ -68,6 +72,9 @@ def check_run_dir(path: str | Path) -> Path:
         raise MMDistillError(f"{p}: no such run directory")
     if not p.is_dir():
         raise MMDistillError(f"{p}: not a directory (expected a run directory made by `mmdistill distill`)")
+    if not any((p / m).exists() for m in RUN_MARKERS) and not any(p.glob("results*.json")):
+        raise MMDistillError(f"{p}: not a run directory (no {', '.join(RUN_MARKERS)} or results*.json); "
+                             "make one with `mmdistill distill` or `mmdistill evaluate --real`")
     return p
 
 
@@ -107,6 +114,10 @@ def read_results(run_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, st
             continue
         if not isinstance(d, dict) or not isinstance(d.get("metrics"), dict):
             errors[p.name] = "field 'metrics' missing or not a mapping"
+            continue
+        why = set_mismatch(run_dir, d, p.name)
+        if why:
+            errors[p.name] = MISMATCH + why
             continue
         out[p.name] = d
     return out, errors
