@@ -30,17 +30,19 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _distill_base_config(args: argparse.Namespace) -> str | None:
-    """The config file a distill starts from: --config, else the run's own config.yaml on --resume, else the
-    shipped config of (method, dataset) (named on stderr), else none (the method's dataclass defaults)."""
+    """The config file a distill starts from: --config; else, for ``--resume`` without --method/--dataset, the
+    run's own config.yaml; else the shipped config of (method, dataset) (named on stderr); else none (the
+    method's dataclass defaults)."""
     if args.config:
         return args.config
-    if args.resume and args.out and (Path(args.out) / "config.yaml").is_file():
-        return str(Path(args.out) / "config.yaml")
     if args.resume and (args.method is None or args.dataset is None):
+        own = Path(args.out or "") / "config.yaml"
+        if args.out and own.is_file():
+            return str(own)
         from .errors import ConfigError
 
-        raise ConfigError(f"--resume without --method/--dataset reads RUN/config.yaml, but "
-                          f"{Path(args.out or '?') / 'config.yaml'} does not exist (give --out RUN of an existing run)")
+        raise ConfigError(f"--resume without --method/--dataset reads RUN/config.yaml, but {own} does not exist "
+                          "(give --out RUN of an existing run)")
     from .shipped import shipped_config
 
     c = shipped_config(args.method, args.dataset) if args.method and args.dataset else None

@@ -26,7 +26,9 @@ def render_run(rd: RunData, opt: Options | None = None) -> tuple[str, Figures]:
     sections: list[Section] = []
     for sid, build in zip(SECTION_IDS, BUILDERS):
         try:
-            sections.append(build(rd, opt, figs))
+            sec = build(rd, opt, figs)
+            if sec is not None:  # None: the section does not apply to this set's modalities
+                sections.append(sec)
         except Exception as e:  # noqa: BLE001 - reported in the page instead of aborting the report
             sections.append(Section(sid, sid.capitalize(), f'<p class="warn">This section failed: {esc(type(e).__name__)}: {esc(e)}</p>'))
     title = f"mmdistill report: {rd.method} on {rd.dataset_name}"

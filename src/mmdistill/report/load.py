@@ -40,6 +40,8 @@ class RunData:
     results_errors: dict[str, str] = field(default_factory=dict)
     dataset: Any = None  # PairedDataset (train split) or None
     dataset_error: str | None = None
+    reference_dir: Path | None = None  # the cached full-data reference of this run's dataset/data/protocol
+    reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # its results*.json by file name
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -149,11 +151,25 @@ def load_run(path: str | Path, *, data_root: str | None = None, load_data: bool 
         rd.syn_error = str(e)
     rd.log, rd.log_error = read_log(run_dir / LOG_FILE)
     rd.results, rd.results_errors = read_results(run_dir)
+    _load_reference(rd)
     if load_data:
         _load_dataset(rd, data_root)
     else:
         rd.dataset_error = "dataset not loaded (--no-data)"
     return rd
+
+
+def _load_reference(rd: RunData) -> None:
+    """The full-data results ``mmdistill evaluate --real --like RUN_DIR`` cached for this run (if computed)."""
+    from ..evaluate.reference import full_reference_dir
+
+    if rd.dataset_name == "?":
+        return
+    data = rd.config.get("data") if isinstance(rd.config.get("data"), dict) else rd.meta.get("dataset_params")
+    ev = rd.config.get("eval") if isinstance(rd.config.get("eval"), dict) else {}
+    rd.reference_dir = full_reference_dir(rd.dataset_name, data if isinstance(data, dict) else {}, ev)
+    if rd.reference_dir.is_dir():
+        rd.reference, _ = read_results(rd.reference_dir)
 
 
 def _load_dataset(rd: RunData, data_root: str | None) -> None:
