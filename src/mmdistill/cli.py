@@ -123,15 +123,26 @@ def _print_results(res) -> None:  # noqa: ANN001 - Results
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .config import apply_overrides
     from .runs import evaluate_full, evaluate_run
 
     seeds = list(range(args.seeds)) if args.seeds else None
     if args.real:
-        if not args.dataset:
-            print("mmdistill evaluate --real needs --dataset", file=sys.stderr)
+        from .evaluate.reference import full_reference_dir
+        from .runs import load_run_config
+
+        like = load_run_config(args.like) if args.like else None
+        dataset = args.dataset or (like.dataset if like else None)
+        if not dataset:
+            print("mmdistill evaluate --real needs --dataset NAME (or --like RUN_DIR)", file=sys.stderr)
             return 2
-        out = args.run_dir or f"runs/full-{args.dataset}"
-        res = evaluate_full(args.dataset, out, arch=args.arch, seeds=seeds, overrides=args.set, data_root=args.data_root)
+        data = dict(like.data) if like and like.dataset == dataset else {}
+        fields = dict(like.eval) if like and like.dataset == dataset else {}
+        overrides = [f"{k}={json.dumps(v)}" for k, v in fields.items()] + list(args.set)
+        out = args.run_dir or full_reference_dir(dataset, data, apply_overrides(fields, args.set))
+        res = evaluate_full(dataset, out, data=data, arch=args.arch, seeds=seeds, overrides=overrides,
+                            data_root=args.data_root)
+        args.dataset = dataset
         print(f"full training set ({args.dataset}): {res.line()}")
         print(f"results: {Path(out)}")
         return 0
@@ -228,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seeds", type=int, help="number of evaluation seeds (default 3)")
     e.add_argument("--real", action="store_true", help="evaluate the full training set (upper bound)")
     e.add_argument("--dataset", help="dataset for --real")
+    e.add_argument("--like", metavar="RUN_DIR", help="--real: the dataset, data parameters and protocol fields of this "
+                   "run (the reference its report shows; cached under $MMDISTILL_CACHE/full-data/ unless RUN_DIR given)")
     e.add_argument("--no-baseline", action="store_true", help="skip the same-size random subset")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a protocol field")
     _add_common(e)
