@@ -25,7 +25,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
             print(name)
         return 0
     info = dataset_info(args.name, data_root=args.data_root)
-    print(json.dumps(info, indent=2, default=str))
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        from .data.info import format_info
+
+        print(format_info(info))
     return 0
 
 
@@ -201,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(dl)
     di = dsub.add_parser("info")
     di.add_argument("name")
+    di.add_argument("--json", action="store_true", help="the full record as JSON")
     _add_common(di)
     d.set_defaults(func=_cmd_data)
 

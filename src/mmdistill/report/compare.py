@@ -233,8 +233,11 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path = "compare.html
     warnings = data_param_warnings(rows)
     for w in warnings:
         print(f"mmdistill compare: warning: {w}", file=sys.stderr)
+    ok = [r for r in rows if r.mean is not None and r.budget is not None and r.method != FULL]
+    kind = ("Bar chart: every run has the same budget; each run next to its own same-size random subset. "
+            if ok and _single_budget(ok) else "")
     fig = Section("compare-plot", f"{metric} against budget",
-                  note("Error bars: std over evaluation seeds. Budget: stored floats / floats of one real pair.")
+                  note(kind + "Error bars: std over evaluation seeds. Budget: stored floats / floats of one real pair.")
                   + img_tag(plot(rows, metric), f"{metric} against budget"))
     problems = "".join(note(f"{r.run}: {r.problem}", "warn") for r in rows if r.problem)
     problems += "".join(note(w, "warn") for w in warnings)
