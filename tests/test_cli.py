@@ -49,10 +49,11 @@ def test_set_that_does_not_fit_dataset(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["distill", "--method", "random", "--dataset", "av-digits", "--ipc", "1", "--out", str(run), "--quiet"]) == 0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    cfg["data"] = {"n_mels": 32, "frames": 32}
+    assert cfg["data"] == {"n_mels": 32, "frames": 32}  # the shipped config's input size
+    cfg["data"] = {"n_mels": 64, "frames": 64}
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["evaluate", str(run), *FAST]) == 2
-    assert "'tensor/audio' has per-pair shape (1, 64, 64)" in capsys.readouterr().err
+    assert "'tensor/audio' has per-pair shape (1, 32, 32)" in capsys.readouterr().err
     assert not (run / "results.json").exists()
 
 

@@ -82,6 +82,9 @@ def test_cli_nan_exits_2_with_a_clear_message_and_a_resumable_checkpoint(tmp_pat
     capsys.readouterr()
     code = main(["distill", *args, six, "--set=params.lr_audio=1e38", "--set=params.lr_visual=1e38", "--out", str(d), "--resume"])
     err = capsys.readouterr().err
+    shipped = "mmdistill: using the shipped config configs/av/dm_av-digits.yaml"  # named on stderr (no --config)
+    assert err.startswith(shipped)
+    err = err.split("\n", 1)[1]
     assert code == 2
     assert err.startswith("mmdistill: error: iteration ") and "became NaN/inf; stopped" in err, err
     assert str(d / "checkpoint" / "state.pt") in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

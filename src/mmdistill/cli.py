@@ -25,16 +25,49 @@ def _cmd_data(args: argparse.Namespace) -> int:
             print(name)
         return 0
     info = dataset_info(args.name, data_root=args.data_root)
-    print(json.dumps(info, indent=2, default=str))
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        from .data.info import format_info
+
+        print(format_info(info))
     return 0
+
+
+def _distill_base_config(args: argparse.Namespace) -> str | None:
+    """The config file a distill starts from: --config; else, for ``--resume`` without --method/--dataset, the
+    run's own config.yaml; else the shipped config of (method, dataset) (named on stderr); else none (the
+    method's dataclass defaults)."""
+    if args.config:
+        return args.config
+    if args.resume and (args.method is None or args.dataset is None):
+        own = Path(args.out or "") / "config.yaml"
+        if args.out and own.is_file():
+            return str(own)
+        from .errors import ConfigError
+
+        raise ConfigError(f"--resume without --method/--dataset reads RUN/config.yaml, but {own} does not exist "
+                          "(give --out RUN of an existing run)")
+    from .shipped import shipped_config
+
+    c = shipped_config(args.method, args.dataset) if args.method and args.dataset else None
+    if c is not None:
+        print(f"mmdistill: using the shipped config {c.rel()} (a quick CPU setting; --config FILE to choose another)",
+              file=sys.stderr)
+        return str(c.path)
+    if args.method and args.dataset:
+        print(f"mmdistill: no shipped config for {args.method} on {args.dataset}: using the method's defaults "
+              "(paper scale; `mmdistill configs` lists the shipped ones)", file=sys.stderr)
+    return None
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
     from .runs import distill, evaluate_run, resolve_run_config
 
-    cfg = resolve_run_config(args.config, args.set, method=args.method, dataset=args.dataset, ipc=args.ipc,
-                             pairs=args.pairs, seed=args.seed, device=args.device)
-    run_dir, syn = distill(cfg, args.out, data_root=args.data_root, resume=args.resume, progress=not args.quiet)
+    cfg = resolve_run_config(_distill_base_config(args), args.set, method=args.method, dataset=args.dataset,
+                             ipc=args.ipc, pairs=args.pairs, seed=args.seed, device=args.device)
+    run_dir, syn = distill(cfg, args.out, data_root=args.data_root, resume=args.resume, overwrite=args.overwrite,
+                           progress=not args.quiet)
     b = syn.budget()
     print(f"run directory: {run_dir}")
     print(f"synthetic set: {len(syn)} rows, {b['stored_floats']} stored floats"
@@ -42,6 +75,49 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     if args.evaluate:
         _print_results(evaluate_run(run_dir, data_root=args.data_root))
     return 0
+
+
+def _distill_epilog() -> str:
+    from .distill import method_names
+    from .shipped import shipped_configs
+
+    lines = ["methods: " + ", ".join(sorted(method_names())), "",
+             "shipped configs (used when --config is absent; `mmdistill configs` shows budgets and measured times):"]
+    lines += [f"  {c.method:10s} {c.dataset:16s} {c.rel()}" for c in shipped_configs() if c.is_default]
+    return "\n".join(lines)
+
+
+class _DistillHelp(argparse.Action):
+    """``distill --help``: the usage plus the registered methods and the shipped configs (imported on demand)."""
+
+    def __init__(self, option_strings, dest, **kw):  # noqa: ANN001 - argparse's signature
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show this help and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        parser.epilog = _distill_epilog()
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.print_help()
+        parser.exit()
+
+
+def _cmd_configs(args: argparse.Namespace) -> int:
+    from .shipped import describe, shipped_configs
+
+    rows = [describe(c) for c in shipped_configs() if args.all or c.is_default]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    cols = ["method", "dataset", "budget", "iterations", "measured", "config"]
+    print(_table([[str(r[c]) for c in cols] for r in rows], cols))
+    print("\nmeasured: median wall time of distil + 3-seed evaluation in the benchmark tables (benchmarks/*.json, "
+          "2-core CPU box); distill uses the shipped config when --config is absent")
+    return 0
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    w = [max(len(x) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:{n}s}}" for n in w)
+    return "\n".join(fmt.format(*r).rstrip() for r in [header, ["-" * n for n in w], *rows])
 
 
 def _print_results(res) -> None:  # noqa: ANN001 - Results
@@ -52,15 +128,26 @@ def _print_results(res) -> None:  # noqa: ANN001 - Results
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .config import apply_overrides
     from .runs import evaluate_full, evaluate_run
 
     seeds = list(range(args.seeds)) if args.seeds else None
     if args.real:
-        if not args.dataset:
-            print("mmdistill evaluate --real needs --dataset", file=sys.stderr)
+        from .evaluate.reference import full_reference_dir
+        from .runs import load_run_config
+
+        like = load_run_config(args.like) if args.like else None
+        dataset = args.dataset or (like.dataset if like else None)
+        if not dataset:
+            print("mmdistill evaluate --real needs --dataset NAME (or --like RUN_DIR)", file=sys.stderr)
             return 2
-        out = args.run_dir or f"runs/full-{args.dataset}"
-        res = evaluate_full(args.dataset, out, arch=args.arch, seeds=seeds, overrides=args.set, data_root=args.data_root)
+        data = dict(like.data) if like and like.dataset == dataset else {}
+        fields = dict(like.eval) if like and like.dataset == dataset else {}
+        overrides = [f"{k}={json.dumps(v)}" for k, v in fields.items()] + list(args.set)
+        out = args.run_dir or full_reference_dir(dataset, data, apply_overrides(fields, args.set))
+        res = evaluate_full(dataset, out, data=data, arch=args.arch, seeds=seeds, overrides=overrides,
+                            data_root=args.data_root)
+        args.dataset = dataset
         print(f"full training set ({args.dataset}): {res.line()}")
         print(f"results: {Path(out)}")
         return 0
@@ -119,10 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(dl)
     di = dsub.add_parser("info")
     di.add_argument("name")
+    di.add_argument("--json", action="store_true", help="the full record as JSON")
     _add_common(di)
     d.set_defaults(func=_cmd_data)
 
-    p = sub.add_parser("distill", help="distil (or select) a synthetic set into a run directory")
+    p = sub.add_parser("distill", help="distil (or select) a synthetic set into a run directory", add_help=False,
+                       description="Distil (or select) a synthetic set into a run directory. Without --config the "
+                       "shipped config of (method, dataset) is used when there is one.")
+    p.add_argument("-h", "--help", action=_DistillHelp)
     p.add_argument("--method")
     p.add_argument("--dataset")
     g = p.add_mutually_exclusive_group()
@@ -133,11 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["cpu", "cuda"], default=None)
     p.add_argument("--out", help="run directory (default runs/<method>-<dataset>-<budget>-s<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run directory's checkpoint (without --method/--dataset: its config.yaml); "
+                   "only the iteration count and learning rates may change")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in a non-empty --out (its set, checkpoint, results, eval/, report, plots)")
     p.add_argument("--evaluate", action="store_true", help="evaluate the set afterwards")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_common(p)
     p.set_defaults(func=_cmd_distill)
+
+    cf = sub.add_parser("configs", help="list the shipped run configs (budget, iterations, measured time)")
+    cf.add_argument("--all", action="store_true", help="also list variants and paper-scale configs")
+    cf.add_argument("--json", action="store_true", help="machine-readable rows")
+    cf.set_defaults(func=_cmd_configs)
 
     e = sub.add_parser("evaluate", help="evaluate a run directory (or the full training set with --real)")
     e.add_argument("run_dir", nargs="?")
@@ -145,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seeds", type=int, help="number of evaluation seeds (default 3)")
     e.add_argument("--real", action="store_true", help="evaluate the full training set (upper bound)")
     e.add_argument("--dataset", help="dataset for --real")
+    e.add_argument("--like", metavar="RUN_DIR", help="--real: the dataset, data parameters and protocol fields of this "
+                   "run (the reference its report shows; cached under $MMDISTILL_CACHE/full-data/ unless RUN_DIR given)")
     e.add_argument("--no-baseline", action="store_true", help="skip the same-size random subset")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a protocol field")
     _add_common(e)
@@ -201,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     except MMDistillError as e:
         print(f"mmdistill: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("mmdistill: interrupted (the last checkpoint is kept; rerun with --resume)", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a run says what it kept (RunInterrupted); elsewhere finished steps are on disk
+        print(f"mmdistill: {e.args[0] if e.args else 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -31,3 +31,7 @@ class IntegrityError(MMDistillError, ValueError):
 
 class DivergenceError(MMDistillError, RuntimeError):
     """A run produced NaN/inf; the last good checkpoint is kept."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message says what was kept (a checkpoint to resume from, or nothing)."""

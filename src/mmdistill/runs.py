@@ -18,6 +18,8 @@ Run config file (YAML)::
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,15 @@ import yaml
 
 from .config import apply_overrides, from_dict, load_yaml
 from .data import load_dataset
-from .dist.context import init_from_env
+from .dist.context import barrier, context as dist_context, init_from_env
 from .dist.sweep import full_cell, results_name, run_cell, run_cells  # noqa: F401 - results_name re-exported
 from .distill import Budget, get_method, run
-from .errors import ConfigError
+from .distill.base import CHECKPOINT, LOG
+from .errors import ConfigError, RunInterrupted
 from .evaluate.protocol import default_protocol, evaluate_set
 from .evaluate.results import Results
-from .io import atomic_write_text
+from .io import append_jsonl, atomic_write_text
+from .rundir import check_fresh, clear_run, config_changes
 from .synth import SyntheticSet
 
 
@@ -54,6 +58,7 @@ class RunConfig:
     params: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
     run: RunSection = field(default_factory=RunSection)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # iteration count / lr changes made on resume
 
     def budget(self) -> Budget:
         if (self.ipc is None) == (self.pairs is None):
@@ -86,16 +91,34 @@ def default_run_dir(cfg: RunConfig) -> Path:
 
 
 def distill(cfg: RunConfig, out: str | Path | None = None, *, data_root: str | None = None, resume: bool = False,
-            progress: bool = True, stop_after: int | None = None) -> tuple[Path, SyntheticSet]:
+            overwrite: bool = False, progress: bool = True, stop_after: int | None = None) -> tuple[Path, SyntheticSet]:
+    """Distil ``cfg`` into a run directory (``out`` or :func:`default_run_dir`).
+
+    A new run refuses a non-empty directory unless ``overwrite`` (which removes the old run's artefacts first).
+    ``resume`` continues from the directory's checkpoint; its config must describe the same set
+    (:func:`mmdistill.rundir.config_changes`): a changed iteration count or learning rate is recorded under
+    ``changes:`` in ``config.yaml`` and in the log, with the iteration it takes effect at. A run that fails or is
+    interrupted before its first checkpoint leaves no run directory behind.
+    """
     init_from_env(cfg.device)  # under torchrun: join the group (DM/AVDD shard classes; rank 0 writes)
     method_cls = get_method(cfg.method or "")
     method_cfg = from_dict(method_cls.Config, cfg.params, where="config.params")
     run_dir = Path(out) if out else default_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    train = load_dataset(cfg.dataset or "", "train", data_root, **cfg.data)
     resolved = dataclasses.asdict(cfg)
     resolved["params"] = dataclasses.asdict(method_cfg)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    resolved["changes"] = []
+    changes: dict[str, tuple[Any, Any]] = {}
+    cfg_path = run_dir / "config.yaml"
+    if resume and cfg_path.is_file():
+        old = load_yaml(cfg_path)
+        changes = config_changes(old, resolved, where=f"run in {run_dir}")
+        resolved["changes"] = list(old.get("changes") or [])
+    else:
+        check_fresh(run_dir, overwrite)
+        barrier()  # every rank checked before rank 0 clears
+        if dist_context().is_main:
+            clear_run(run_dir)
+    train = load_dataset(cfg.dataset or "", "train", data_root, **cfg.data)
     distiller = method_cls(method_cfg, train, cfg.budget(), cfg.seed, device=cfg.device)
     eval_fn = None
     if cfg.run.eval_every:
@@ -107,9 +130,46 @@ def distill(cfg: RunConfig, out: str | Path | None = None, *, data_root: str | N
             return {k: v["mean"] for k, v in r.metrics.items()}
 
         eval_fn = periodic_eval
-    syn = run(distiller, run_dir, checkpoint_every=cfg.run.checkpoint_every, eval_every=cfg.run.eval_every,
-              evaluate_fn=eval_fn, resume=resume, progress=progress, stop_after=stop_after)
+
+    def record_changes(k: int) -> None:
+        if changes:
+            entry = {"it": k, **{key: {"old": a, "new": b} for key, (a, b) in changes.items()}}
+            resolved["changes"].append(entry)
+            append_jsonl(run_dir / LOG, {"event": "change", **entry})
+        atomic_write_text(cfg_path, yaml.safe_dump(resolved, sort_keys=False))
+        if changes and progress:
+            print(f"resume at iteration {k} with changes: "
+                  + ", ".join(f"{key} {a} -> {b}" for key, (a, b) in changes.items()), file=sys.stderr)
+
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = run_dir / CHECKPOINT
+    had_ckpt = ckpt.is_file()
+    if not (resume and had_ckpt):  # a resumed run rewrites it (with its changes) once the checkpoint is restored
+        atomic_write_text(cfg_path, yaml.safe_dump(resolved, sort_keys=False))
+    try:
+        syn = run(distiller, run_dir, checkpoint_every=cfg.run.checkpoint_every, eval_every=cfg.run.eval_every,
+                  evaluate_fn=eval_fn, resume=resume, progress=progress, stop_after=stop_after,
+                  on_resume=record_changes)
+    except BaseException as e:
+        saved = ckpt.is_file()
+        if not saved and not had_ckpt:
+            _discard(run_dir, created)
+        if isinstance(e, KeyboardInterrupt):
+            if saved:
+                raise RunInterrupted(f"interrupted; the last checkpoint {ckpt} is kept: continue with "
+                                     f"`mmdistill distill --resume --out {run_dir}`") from None
+            raise RunInterrupted("interrupted before the first checkpoint: nothing was saved") from None
+        raise
     return run_dir, syn
+
+
+def _discard(run_dir: Path, created: bool) -> None:
+    """Remove what a failed fresh run wrote (the whole directory if this run created it)."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        clear_run(run_dir)
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:

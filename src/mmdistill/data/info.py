@@ -52,3 +52,49 @@ def dataset_info(name: str, /, data_root: str | None = None, **params: Any) -> d
     out["splits_loaded"] = True
     out["splits"] = summaries
     return out
+
+
+def format_info(info: dict[str, Any], width: int = 100) -> str:
+    """``dataset_info`` as a readable summary: a field table, then one row per split (``--json`` has everything)."""
+    import textwrap
+
+    def field(name: str, value: Any) -> list[str]:
+        text = value if isinstance(value, str) else ", ".join(f"{k}={v}" for k, v in value.items()) \
+            if isinstance(value, dict) else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        lines = textwrap.wrap(text, width - 14) or [""]
+        return [f"{name:12s}  {lines[0]}"] + [f"{'':12s}  {ln}" for ln in lines[1:]]
+
+    out = [f"{info.get('name')} ({info.get('task', '?')}" + (f", pairing by {info['pairing']}" if info.get("pairing") else "")
+           + ")"]
+    for key, label in (("description", "description"), ("source", "source"), ("licence", "licence")):
+        if info.get(key):
+            out += field(label, info[key])
+    mods = info.get("modalities")
+    if isinstance(mods, dict):
+        for i, (m, d) in enumerate(mods.items()):
+            out += field("modalities" if i == 0 else "", f"{m}: {d}")
+    classes = info.get("classes")
+    if isinstance(classes, list):
+        out += field("classes", f"{len(classes)}: " + " ".join(map(str, classes[:30])) + (" ..." if len(classes) > 30 else ""))
+    if info.get("params"):
+        out += field("params", info["params"])
+    if info.get("data_root"):
+        out += field("data root", info["data_root"])
+    splits = info.get("splits") or {}
+    if splits:
+        rows = [["split", "pairs", "shapes", "classes (pairs per class)"]]
+        for name, s in splits.items():
+            shapes = ", ".join(f"{m} {'x'.join(map(str, sh[1:]))}" for m, sh in (s.get("shapes") or {}).items())
+            cc = s.get("class_counts")
+            per = f"{len(cc)} ({min(cc)}-{max(cc)})" if cc else "-"
+            rows.append([name, str(s.get("pairs", "?")), shapes, per])
+        w = [max(len(r[i]) for r in rows) for i in range(4)]
+        out.append("")
+        out += ["  ".join(c.ljust(n) for c, n in zip(r, w)).rstrip() for r in rows]
+    for key in ("note", "error"):
+        if info.get(key):
+            out.append("")
+            out += field(key, info[key])
+    out.append("")
+    out.append("(full record, with norms and class balance: --json)")
+    return "\n".join(out)

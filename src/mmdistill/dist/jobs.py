@@ -23,6 +23,7 @@ from typing import Any, Callable, Generic, Sequence, TypeVar
 
 from ..errors import MMDistillError
 from ..io import atomic_write_json
+from ..progress import say
 from . import context as dctx
 
 T = TypeVar("T")
@@ -73,13 +74,18 @@ def run_jobs(jobs: Sequence[Job], gather: Callable[[], T] | None = None, *, desc
     ran: list[str] = []
     skipped: list[str] = []
     failure: BaseException | None = None
-    for i in shard(len(jobs), ctx.rank, ctx.world):
+    mine = list(shard(len(jobs), ctx.rank, ctx.world))
+    who = f" (rank {ctx.rank})" if ctx.world > 1 else ""
+    for k, i in enumerate(mine):
         job = jobs[i]
         try:
             if job.is_done():
                 skipped.append(job.id)
                 continue
+            say(f"{desc}{who}: {k + 1}/{len(mine)} {job.id} ...")
+            tj = time.perf_counter()
             job.run()
+            say(f"{desc}{who}: {k + 1}/{len(mine)} {job.id} done in {time.perf_counter() - tj:.0f} s")
             if not job.is_done():
                 raise JobError(f"{desc}: job {job.id!r} finished without a valid output ({', '.join(map(str, job.outputs))})")
             ran.append(job.id)

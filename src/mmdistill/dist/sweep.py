@@ -23,7 +23,8 @@ from ..config import apply_overrides
 from ..data import load_dataset
 from ..data.paired import PairedDataset
 from ..evaluate.protocol import Protocol, default_protocol, evaluate_random_baseline, evaluate_real, evaluate_set
-from ..evaluate.results import Results, aggregate
+from ..errors import IntegrityError
+from ..evaluate.results import SET_FILE, Results, aggregate
 from ..io import sha256_file
 from .jobs import Job, JobReport, json_job, read_json, run_jobs
 
@@ -135,6 +136,13 @@ class EvalCell:
             res.extra["random_subset_same_size"] = {"metrics": aggregate([b["values"] for b in base]),  # type: ignore[index]
                                                     "budget": base[0]["budget"]}  # type: ignore[index]
         res.extra["eval_arch"] = self.arch_name
+        if self.run_dir is not None:  # tie the results to the set they evaluated (report/compare check it)
+            now = sha256_file(self.run_dir / SET_FILE) if (self.run_dir / SET_FILE).is_file() else None
+            if now != self.set_sha:
+                raise IntegrityError(f"{self.run_dir / SET_FILE}: the synthetic set changed while it was evaluated "
+                                     f"(sha256 {str(self.set_sha)[:12]}… at the start, {str(now)[:12]}… now); "
+                                     "evaluate again")
+            res.extra["set_sha256"] = self.set_sha
         res.save(self.results_path)
         return res
 

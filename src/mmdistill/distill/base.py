@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -198,6 +199,16 @@ def _truncate_log(path: Path, last_it: int) -> None:
     atomic_write_text(path, "".join(l + "\n" for l in keep))
 
 
+def _duration(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def eta_line(name: str, s_per_iter: float, total: int, left: int) -> str:
+    """One line: the measured time per iteration and the estimated total / remaining time."""
+    return (f"{name}: {s_per_iter:.2f} s/iteration -> estimated total {_duration(s_per_iter * total)} for {total} "
+            f"iterations ({_duration(s_per_iter * left)} left); a shorter run: --set params.iterations=N")
+
+
 def run(
     distiller: Distiller,
     run_dir: str | Path,
@@ -208,10 +219,14 @@ def run(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    on_resume: Callable[[int], None] | None = None,
+    eta_after: int = 3,
 ) -> SyntheticSet:
     """Run ``distiller`` to completion in ``run_dir`` and save its SyntheticSet there.
 
     ``stop_after`` (tests): return after that many iterations without finishing, as a kill would.
+    ``on_resume(k)`` is called (main rank) after a checkpoint is restored, ``k`` being the first iteration run.
+    With ``progress``, the estimated total time is printed to stderr after ``eta_after`` iterations.
     Under ``torchrun`` every rank runs the loop (a method may shard its work, e.g. DM by class) and only
     rank 0 writes the log, checkpoints, periodic evaluations and the set.
     """
@@ -232,6 +247,8 @@ def run(
         if main:
             _truncate_log(log_path, start - 1)
             append_jsonl(log_path, {"event": "resume", "it": start - 1, "time": time.time()})
+            if on_resume is not None:
+                on_resume(start)
     elif main:
         if log_path.exists():
             log_path.unlink()
@@ -251,6 +268,7 @@ def run(
     bar = tqdm(range(start, total), initial=start, total=total, desc=f"{distiller.name}", disable=not progress or total == 0 or not main,
                dynamic_ncols=True, leave=False)
     done = 0
+    t_loop = time.perf_counter()
     for it in bar:
         seed_everything(derive_seed(distiller.seed, "iter", it))
         t0 = time.perf_counter()
@@ -266,6 +284,9 @@ def run(
         if main and ((it + 1) % checkpoint_every == 0 or it + 1 == total):
             save_ckpt(it + 1)
         done += 1
+        if main and progress and done == eta_after and total - start > eta_after:
+            tqdm.write(eta_line(distiller.name, (time.perf_counter() - t_loop) / done, total, total - start - done),
+                       file=sys.stderr)
         if stop_after is not None and done >= stop_after:
             bar.close()
             return distiller.export()

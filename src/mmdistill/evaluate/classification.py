@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..nets import create_net
 from ..seed import generator, seed_everything
 from ..errors import ConfigError
+from ..progress import EpochTicker
 from .augment import augment_modality
 from .av_paper import AVPaperEval
 from .batches import minibatches
@@ -180,7 +181,9 @@ def train_and_test(
     model.train()
     steps = tqdm(minibatches(n, bs, total, gen), total=total, desc=f"eval seed {seed}", leave=False, disable=None,
                  mininterval=2.0)
-    for idx in steps:
+    tick = EpochTicker(f"evaluation seed {seed}", total, -(-n // bs))
+    for i, idx in enumerate(steps):
+        tick.step(i)
         batch = {m: x[idx].to(device) for m, x in train.items()}
         if proto.augment:
             batch = {m: augment_modality(m, x, gen) for m, x in batch.items()}

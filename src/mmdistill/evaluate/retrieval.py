@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..errors import ConfigError
 from ..nets import create_net
 from ..seed import generator, seed_everything
+from ..progress import EpochTicker
 from .augment import augment_modality
 from .batches import minibatches
 from .metrics import retrieval_recalls
@@ -167,7 +168,9 @@ def train_and_test(
     model.train()
     steps = tqdm(minibatches(n, bs, total, gen), total=total, desc=f"eval seed {seed}", leave=False, disable=None,
                  mininterval=2.0)
-    for idx in steps:
+    tick = EpochTicker(f"evaluation seed {seed}", total, -(-n // bs))
+    for i, idx in enumerate(steps):
+        tick.step(i)
         x = images[idx].to(device)
         if proto.augment:
             x = augment_modality("image", x, gen)

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import MMDistillError
 from ..io import atomic_write_bytes
 from .html import Section, esc, page, write_page
-from .load import RunData, load_run
+from .load import MISMATCH, RunData, load_run
 from .sections import BUILDERS, SECTION_IDS, Figures, Options
 
 REPORT_FILE = "report.html"
@@ -26,7 +26,9 @@ def render_run(rd: RunData, opt: Options | None = None) -> tuple[str, Figures]:
     sections: list[Section] = []
     for sid, build in zip(SECTION_IDS, BUILDERS):
         try:
-            sections.append(build(rd, opt, figs))
+            sec = build(rd, opt, figs)
+            if sec is not None:  # None: the section does not apply to this set's modalities
+                sections.append(sec)
         except Exception as e:  # noqa: BLE001 - reported in the page instead of aborting the report
             sections.append(Section(sid, sid.capitalize(), f'<p class="warn">This section failed: {esc(type(e).__name__)}: {esc(e)}</p>'))
     title = f"mmdistill report: {rd.method} on {rd.dataset_name}"
@@ -37,6 +39,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, data_roo
                  opt: Options | None = None, load_data: bool = True, save_plots: bool = True) -> Path:
     """Write ``out`` (default ``RUN_DIR/report.html``) atomically; PNGs also go to ``RUN_DIR/plots/``."""
     rd = load_run(run_dir, data_root=data_root, load_data=load_data)
+    stale = [v[len(MISMATCH):] for v in rd.results_errors.values() if v.startswith(MISMATCH)]
+    if stale:  # a score next to a set it was not measured on must not be shown
+        raise MMDistillError(f"{rd.path}: " + "; ".join(stale))
     text, figs = render_run(rd, opt)
     out_path = Path(out) if out else rd.path / REPORT_FILE
     if save_plots:

@@ -39,7 +39,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argp
     r.add_argument("run_dir")
     r.add_argument("--out", help="output HTML (default RUN_DIR/report.html)")
     r.add_argument("--max-images", type=_positive, default=40, help="synthetic images drawn (default 40)")
-    r.add_argument("--max-audio", type=_positive, default=8, help="spectrograms + players (default 8)")
+    r.add_argument("--max-audio", type=_positive, default=None,
+                   help="spectrograms + players (default: every audio row, in pages of 10)")
     r.add_argument("--max-text", type=_positive, default=20, help="text vectors with nearest captions (default 20)")
     r.add_argument("--neighbours", type=_positive, default=3, help="nearest real captions per text vector (default 3)")
     r.add_argument("--gl-iters", type=_positive, default=32, help="Griffin-Lim iterations (default 32)")

@@ -15,9 +15,13 @@ from typing import Any
 import yaml
 
 from ..errors import MMDistillError
+from ..evaluate.results import set_mismatch
 from ..synth import MANIFEST_FILE, SyntheticSet
 
 LOG_FILE = "log.jsonl"
+MISMATCH = "results for another set: "
+#: Files of which at least one makes a directory a run directory (besides results*.json).
+RUN_MARKERS = ("config.yaml", MANIFEST_FILE, "synthetic.safetensors", LOG_FILE)
 
 
 @dataclass
@@ -36,6 +40,8 @@ class RunData:
     results_errors: dict[str, str] = field(default_factory=dict)
     dataset: Any = None  # PairedDataset (train split) or None
     dataset_error: str | None = None
+    reference_dir: Path | None = None  # the cached full-data reference of this run's dataset/data/protocol
+    reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # its results*.json by file name
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -68,6 +74,9 @@ def check_run_dir(path: str | Path) -> Path:
         raise MMDistillError(f"{p}: no such run directory")
     if not p.is_dir():
         raise MMDistillError(f"{p}: not a directory (expected a run directory made by `mmdistill distill`)")
+    if not any((p / m).exists() for m in RUN_MARKERS) and not any(p.glob("results*.json")):
+        raise MMDistillError(f"{p}: not a run directory (no {', '.join(RUN_MARKERS)} or results*.json); "
+                             "make one with `mmdistill distill` or `mmdistill evaluate --real`")
     return p
 
 
@@ -108,6 +117,10 @@ def read_results(run_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, st
         if not isinstance(d, dict) or not isinstance(d.get("metrics"), dict):
             errors[p.name] = "field 'metrics' missing or not a mapping"
             continue
+        why = set_mismatch(run_dir, d, p.name)
+        if why:
+            errors[p.name] = MISMATCH + why
+            continue
         out[p.name] = d
     return out, errors
 
@@ -138,11 +151,25 @@ def load_run(path: str | Path, *, data_root: str | None = None, load_data: bool 
         rd.syn_error = str(e)
     rd.log, rd.log_error = read_log(run_dir / LOG_FILE)
     rd.results, rd.results_errors = read_results(run_dir)
+    _load_reference(rd)
     if load_data:
         _load_dataset(rd, data_root)
     else:
         rd.dataset_error = "dataset not loaded (--no-data)"
     return rd
+
+
+def _load_reference(rd: RunData) -> None:
+    """The full-data results ``mmdistill evaluate --real --like RUN_DIR`` cached for this run (if computed)."""
+    from ..evaluate.reference import full_reference_dir
+
+    if rd.dataset_name == "?":
+        return
+    data = rd.config.get("data") if isinstance(rd.config.get("data"), dict) else rd.meta.get("dataset_params")
+    ev = rd.config.get("eval") if isinstance(rd.config.get("eval"), dict) else {}
+    rd.reference_dir = full_reference_dir(rd.dataset_name, data if isinstance(data, dict) else {}, ev)
+    if rd.reference_dir.is_dir():
+        rd.reference, _ = read_results(rd.reference_dir)
 
 
 def _load_dataset(rd: RunData, data_root: str | None) -> None:

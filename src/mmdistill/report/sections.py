@@ -1,7 +1,8 @@
 """The sections of a run report, one function each: ``(RunData, Options, Figures) -> Section``.
 
-Every section is always present (fixed ids in :data:`SECTION_IDS`); when its content does not apply to the
-run (no audio in an image-text set, no similarity matrix, no log) the section says so in one sentence.
+Sections appear in the order of :data:`SECTION_IDS`. A section that does not apply to the run's set (audio for
+an image-text set, text or a similarity matrix for an audio-visual one) is omitted (its builder returns None);
+when the set itself is missing every section stays and says why.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class Options:
     """Report knobs: how many items to draw, Griffin-Lim rounds, nearest captions per text vector."""
 
     max_images: int = 40
-    max_audio: int = 8
+    max_audio: int | None = None  # None: every row (in pages of ``audio_page`` rows)
+    audio_page: int = 10
     max_text: int = 20
     neighbours: int = 3
     gl_iters: int = 32
@@ -146,8 +148,9 @@ def overview(rd: RunData, opt: Options, figs: Figures) -> Section:
     return Section("overview", "Run", body)
 
 
-def _metric_rows(res: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _metric_rows(res: dict[str, Any], full: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
     base = (res.get("random_subset_same_size") or {}).get("metrics") or {}
+    ref = (full or {}).get("metrics") or {}
     rows = []
     for name, m in res["metrics"].items():
         if not isinstance(m, dict):
@@ -155,8 +158,15 @@ def _metric_rows(res: dict[str, Any]) -> list[tuple[Any, ...]]:
         b = base.get(name) or {}
         per_seed = ", ".join(fmt(float(v)) for v in m.get("per_seed", []))
         delta = m.get("mean") - b["mean"] if isinstance(m.get("mean"), (int, float)) and "mean" in b else None
-        rows.append((name, m.get("mean"), m.get("std"), per_seed,
-                     f"{fmt(b['mean'])} ± {fmt(b.get('std', 0.0))}" if b else "-", "-" if delta is None else f"{delta:+.2f}"))
+        row: tuple[Any, ...] = (name, m.get("mean"), m.get("std"), per_seed,
+                                f"{fmt(b['mean'])} ± {fmt(b.get('std', 0.0))}" if b else "-",
+                                "-" if delta is None else f"{delta:+.2f}")
+        if full is not None:
+            f = ref.get(name) or {}
+            kept = (100.0 * m["mean"] / f["mean"] if isinstance(f.get("mean"), (int, float)) and f["mean"]
+                    and isinstance(m.get("mean"), (int, float)) else None)
+            row += (f"{fmt(f['mean'])} ± {fmt(f.get('std', 0.0))}" if f else "-", "-" if kept is None else f"{kept:.1f}%")
+        rows.append(row)
     return rows
 
 
@@ -179,9 +189,19 @@ def metrics(rd: RunData, opt: Options, figs: Figures) -> Section:
         parts = []
         for fname, res in rd.results.items():
             arch = res.get("eval_arch") or "default"
+            full = rd.reference.get(fname)
             parts.append(f"<h3>{esc(fname)} (evaluation architecture: {esc(arch)})</h3>")
-            parts.append(table(["metric", "mean", "std", "per seed", "random subset, same size", "Δ vs random"],
-                               _metric_rows(res), numeric=[False, True, True, True, True, True]))
+            head = ["metric", "mean", "std", "per seed", "random subset, same size", "Δ vs random"]
+            if full is not None:
+                head += ["full training set", "% of full retained"]
+            parts.append(table(head, _metric_rows(res, full), numeric=[False] + [True] * (len(head) - 1)))
+            if full is not None:
+                parts.append(note(f"Full training set: the same protocol trained on all {full.get('n_train_pairs', '')} "
+                                  f"training pairs (cached in {rd.reference_dir}); % retained = set / full."))
+            else:
+                parts.append(note("Full-data reference not computed yet: `mmdistill evaluate --real --like "
+                                  f"{rd.path}`" + (f" --arch {esc(res.get('eval_arch'))}" if fname != "results.json" else "")
+                                  + " (cached, once per dataset and protocol) adds it and the % retained here."))
             proto = res.get("protocol") or {}
             parts.append(f"<details><summary>protocol ({len(proto)} fields)</summary>"
                          + table(["field", "value"], _flat(proto)) + "</details>")
@@ -190,13 +210,13 @@ def metrics(rd: RunData, opt: Options, figs: Figures) -> Section:
     return Section("metrics", "Protocol and metrics", body)
 
 
-def images(rd: RunData, opt: Options, figs: Figures) -> Section:
+def images(rd: RunData, opt: Options, figs: Figures) -> Section | None:
     syn, dec_note = display_set(rd)
     if syn is None:
         return Section("images", "Synthetic images", _missing_set(rd))
     key = next((k for k in IMAGE_KEYS if k in syn.tensors), None)
     if key is None or syn.tensors[key].dim() != 4:
-        return Section("images", "Synthetic images", note(f"This set has no image modality (modalities: {sorted(syn.tensors)})."))
+        return None  # no image modality: the section does not apply
     x = syn.tensors[key].detach().float().cpu().numpy()
     labels = hard_labels(syn)
     rows = pick_rows(labels, len(x), opt.max_images)
@@ -212,18 +232,18 @@ def images(rd: RunData, opt: Options, figs: Figures) -> Section:
     return Section("images", "Synthetic images", body)
 
 
-def audio(rd: RunData, opt: Options, figs: Figures) -> Section:
+def audio(rd: RunData, opt: Options, figs: Figures) -> Section | None:
     title = "Synthetic audio (spectrograms + Griffin-Lim playback)"
     syn, dec_note = display_set(rd)
     if syn is None:
         return Section("audio", title, _missing_set(rd))
     if "audio" not in syn.tensors:
-        return Section("audio", title, note(f"This set has no audio modality (modalities: {sorted(syn.tensors)})."))
+        return None  # no audio modality
     a = syn.tensors["audio"].detach().float().cpu().numpy()
     if a.ndim != 4:
         return Section("audio", title, note(f"Audio tensor has shape {a.shape}; expected (N, 1, n_mels, frames)."))
     labels = hard_labels(syn)
-    rows = pick_rows(labels, len(a), opt.max_audio)
+    rows = pick_rows(labels, len(a), len(a) if opt.max_audio is None else opt.max_audio)
     if not rows:
         return Section("audio", title, note(f"{len(a)} audio rows; none drawn (--max-audio 0)."))
     norm = _norm_for(rd, "audio")
@@ -258,7 +278,13 @@ def audio(rd: RunData, opt: Options, figs: Figures) -> Section:
     head = (f"{len(rows)} of {len(a)} audio rows (log-mel; y = mel band, x = frame)"
             + (f"; playback: mel pseudo-inverse + {opt.gl_iters} Griffin-Lim iterations at {fe.sr} Hz" if fe else "") + ".")
     body = note(head) + "".join(note(n, "warn") for n in notes) + (note(dec_note) if dec_note else "")
-    body += f'<div class="cards">{"".join(cards)}</div>'
+    page = max(1, opt.audio_page)
+    if len(cards) <= page:
+        body += f'<div class="cards">{"".join(cards)}</div>'
+    else:  # paged: one collapsible block per page, the first one open
+        for k in range(0, len(cards), page):
+            body += (f'<details{" open" if k == 0 else ""}><summary>rows {k + 1}-{min(k + page, len(cards))} of '
+                     f'{len(cards)}</summary><div class="cards">{"".join(cards[k:k + page])}</div></details>')
     return Section("audio", title, body)
 
 
@@ -294,13 +320,13 @@ def nearest_captions(syn_text: torch.Tensor, real_text: torch.Tensor, k: int,
     return out_i, out_v
 
 
-def text(rd: RunData, opt: Options, figs: Figures) -> Section:
+def text(rd: RunData, opt: Options, figs: Figures) -> Section | None:
     title = "Text vectors: nearest real captions"
     syn, _ = display_set(rd)
     if syn is None:
         return Section("text", title, _missing_set(rd))
     if "text" not in syn.tensors:
-        return Section("text", title, note(f"This set has no text modality (modalities: {sorted(syn.tensors)})."))
+        return None  # no text modality
     ds = rd.dataset
     if ds is None or "text" not in getattr(ds, "tensors", {}) or not getattr(ds, "captions", None):
         why = rd.dataset_error or f"dataset {rd.dataset_name!r} has no caption strings"
@@ -337,14 +363,13 @@ def text(rd: RunData, opt: Options, figs: Figures) -> Section:
     return Section("text", title, body)
 
 
-def similarity(rd: RunData, opt: Options, figs: Figures) -> Section:
+def similarity(rd: RunData, opt: Options, figs: Figures) -> Section | None:
     title = "Learned similarity matrix (LoRS / RepBlend)"
     syn = rd.syn
     if syn is None:
         return Section("similarity", title, _missing_set(rd))
     if not any(k.startswith("sim_") for k in syn.extras):
-        return Section("similarity", title, note(f"This set has no learned similarity matrix (method {rd.method}); "
-                                                 "evaluation uses one-to-one pairs (identity targets)."))
+        return None  # no learned similarity matrix: evaluation uses one-to-one pairs
     from ..distill.similarity import Similarity
 
     meta = dict(syn.meta.get("similarity") or {})
@@ -365,6 +390,45 @@ def similarity(rd: RunData, opt: Options, figs: Figures) -> Section:
     body = table(["field", "value"], stats) + figs.add("similarity", F.heatmap(shown, "S = learned image-text similarity" + cap),
                                                        "similarity heatmap")
     return Section("similarity", title, body)
+
+
+#: What the per-iteration series in ``log.jsonl`` mean (exact names first, then prefixes).
+SERIES_MEANING = {
+    "s_per_iter": "wall-clock seconds of the outer iteration",
+    "loss": "the objective the synthetic set minimises (summed over classes for per-class methods)",
+    "match_loss": "the matching objective (distribution or trajectory matching) the synthetic set minimises",
+    "infonce": "contrastive InfoNCE term between synthetic images and texts",
+    "gke_agr": "Gaussian-kernel embedding agreement term (MDM)",
+    "gke_dis": "Gaussian-kernel embedding disagreement term (MDM)",
+    "start_epoch": "expert epoch the matched trajectory segment starts at",
+    "dm": "distribution-matching term: squared distance of real and synthetic mean embeddings",
+    "icm": "implicit cross-matching term (AVDD)",
+    "cgm": "cross-modal gap matching term (AVDD)",
+    "da2": "squared audio mean-embedding gap, summed over classes",
+    "dv2": "squared visual mean-embedding gap, summed over classes",
+    "dadv": "inner product of the audio and visual mean-embedding gaps",
+    "scaled_dm_part": "the distribution-matching part of the loss after scaling",
+    "coupling_part": "the audio-visual coupling part of the loss (ICM minus CGM)",
+    "l_private": "private (modality-specific) matching term (DAVDD)",
+    "l_common": "common (shared) matching term (DAVDD)",
+    "l_sample": "sample-level InfoNCE term (DAVDD)",
+    "l_align": "cross-modal alignment term (DAVDD)",
+    "l_dm": "plain distribution-matching term on fresh random nets (DAVDD)",
+    "fresh": "1 when this iteration used fresh random nets instead of the bank",
+    "bank_pair": "index of the pretrained net pair drawn from the bank",
+    "infonce_skipped": "1 when the InfoNCE term was skipped (too few rows per class)",
+}
+SERIES_PREFIX = (("grad_norm_", "gradient norm of the synthetic {}"), ("syn_lr_", "learned synthetic learning rate ({})"),
+                 ("grad_lr_", "gradient of the learned learning rate ({})"), ("loss_", "loss of the {} modality"))
+
+
+def explain_series(name: str, method: str = "") -> str:
+    if name in SERIES_MEANING:
+        return SERIES_MEANING[name]
+    for pre, text in SERIES_PREFIX:
+        if name.startswith(pre):
+            return text.format(name[len(pre):])
+    return f"a value {method or 'the method'}'s step() logs"
 
 
 def curves(rd: RunData, opt: Options, figs: Figures) -> Section:
@@ -394,6 +458,7 @@ def curves(rd: RunData, opt: Options, figs: Figures) -> Section:
         body += note(f"{len(steps)} logged iterations; {len(loss)} per-iteration series.")
         if loss:
             body += "<h3>Per-iteration values</h3>" + figs.add("curves_loss", F.curves(loss, "iteration"), "loss curves")
+            body += table(["series", "meaning"], [(k, explain_series(k, rd.method)) for k in loss])
         if ev:
             body += "<h3>Periodic evaluation</h3>" + figs.add("curves_eval", F.curves(ev, "iteration"), "evaluation curves")
             last = {k: v[1][-1] for k, v in ev.items()}
@@ -405,4 +470,4 @@ def curves(rd: RunData, opt: Options, figs: Figures) -> Section:
     return Section("curves", title, body)
 
 
-BUILDERS: tuple[Callable[[RunData, Options, Figures], Section], ...] = (overview, metrics, images, audio, text, similarity, curves)
+BUILDERS: tuple[Callable[[RunData, Options, Figures], Section | None], ...] = (overview, metrics, images, audio, text, similarity, curves)
