@@ -174,7 +174,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench.runner import run_suite
 
     run_suite(args.suite, out_dir=Path(args.out), only=args.only, jobs=args.jobs, data_root=args.data_root,
-              render_only=args.render_only)
+              render_only=args.render_only, suites_dir=args.suites, configs_dir=args.configs)
     return 0
 
 
@@ -282,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, default=2,
                    help="cells run in parallel (processes); each gets cores/jobs threads unless OMP_NUM_THREADS is set")
     b.add_argument("--render-only", action="store_true", help="re-render BENCHMARKS.md from benchmarks/*.json")
+    b.add_argument("--suites", help="directory of suite files <suite>.yaml (default: OUT/benchmarks/suites)")
+    b.add_argument("--configs", help="directory of the shipped run configs (default: OUT/configs)")
     _add_common(b)
     b.set_defaults(func=_cmd_bench)
 

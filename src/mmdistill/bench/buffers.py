@@ -36,3 +36,18 @@ def ensure_buffers(buffers: list[tuple[str, dict[str, Any], dict[str, Any], Path
         if key not in loaded:
             loaded[key] = load_dataset(ds, "train", data_root, **data)
         ensure_buffer(loaded[key], cfg, path, progress=False)
+
+
+def main() -> int:
+    """``python -m mmdistill.bench.buffers '<json [[dataset, data, experts, path], ...]>' [data_root] [threads]``"""
+    import sys
+
+    items = [(d, data, ex, Path(p)) for d, data, ex, p in json.loads(sys.argv[1])]
+    data_root = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
+    ensure_buffers(items, data_root, threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

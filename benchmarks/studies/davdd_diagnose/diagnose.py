@@ -1,25 +1,25 @@
-"""Why DAVDD's trained encoder bank hurts (issue 4 calibration; av-distillation.md §7.6, §7.9).
+"""Why DAVDD's trained encoder bank hurts (a diagnostic behind the DAVDD calibration).
 
 A diagnostic, not a benchmark row: distil the DM and DAVDD quick configs (same herding init, synthetic seed 0)
 and score three sets - the init, DM's and DAVDD's - in two feature spaces:
 
 * **bank**: the K frozen, trained encoder pairs DAVDD matches in (:class:`mmdistill.experts.bank.EncoderBank`);
-* **fresh**: ``n_fresh`` freshly drawn random ConvNet pairs (fixed seeds), DM's space (§7.4) and, like the
-  evaluation nets (§7.7), untrained at the start.
+* **fresh**: ``n_fresh`` freshly drawn random ConvNet pairs (fixed seeds), DM's space and, like the
+  evaluation nets, untrained at the start.
 
 Per space: (i) the relative class-mean gap G = Σ_c Σ_m ‖μ_m(real_c) − μ_m(syn_c)‖² / Σ_c Σ_m ‖μ_m(real_c)‖²
 (full training split, no augmentation; mean over nets); (ii) nearest-class-mean test accuracy of the synthetic
 pairs used as class prototypes (cosine to each modality's synthetic class mean, summed over modalities; mean
 over nets). Plus (iii) the same gap in DAVDD's own matched spaces [C_m(f); P_m(f)] of the bank decouplers,
 (iv) how far the synthetic pixels moved, ‖x_T − x_0‖ / ‖x_0‖ per modality, and (v) each method's own loss terms
-at the start and end (mean over its first / last 10 logged iterations). :data:`VARIANTS` adds DAVDD at a small
+at the start and end (mean over its first / last 10 logged iterations). :data:`RUNS` adds DAVDD at a small
 step (lr 0.05) and with scale-normalised terms, to separate the step length from its direction.
 
 If DAVDD shrinks the bank gap and raises the bank NCM accuracy while the fresh-net gap and accuracy get worse,
 the set has been fitted to features specific to the trained encoders (non-robust, adversarial-like pixel
-changes) that fresh evaluation nets cannot use. Run::
+changes) that fresh evaluation nets cannot use. Run from the repository root (writes ``results.json``)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m mmdistill.bench.av_diagnose [dataset] [ipc]
+    OMP_NUM_THREADS=1 python benchmarks/studies/davdd_diagnose/diagnose.py [dataset] [ipc]
 """
 
 from __future__ import annotations
@@ -33,6 +33,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+REPO = Path(__file__).resolve().parents[3]  # the checkout: benchmarks/suites/ and configs/ live there
+
+
+def av_cell(label: str, dataset: str, ipc: int) -> Any:
+    """The ``av`` suite's cell of row ``label`` (the method, params and data params the benchmark runs)."""
+    from mmdistill.bench.suite import load_suite
+
+    for c in load_suite("av", REPO / "benchmarks" / "suites", REPO / "configs").cells:
+        if c.dataset == dataset and c.row_method == label and c.budget == ipc:
+            return c
+    raise SystemExit(f"the av suite has no cell {label} on {dataset} at IPC {ipc}")
 
 MODALITIES = ("audio", "visual")
 
@@ -97,7 +110,7 @@ def _decoupled_gap(encs: list[dict[str, nn.Module]], decs: list[Any], train: Any
 
 
 # label -> (quick config, overrides): DM, DAVDD, and DAVDD variants that separate step size from objective
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     "dm": ("dm", {}),
     "davdd": ("davdd", {}),
     "davdd-lr0.05": ("davdd", {"lr_audio": 0.05, "lr_visual": 0.05}),
@@ -107,13 +120,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def diagnose(dataset: str = "av-digits-hard", ipc: int = 1, n_fresh: int = 8, data_root: str | None = None,
              variants: dict[str, tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
-    from ..config import from_dict
-    from ..data import load_dataset
-    from ..distill import Budget, get_method
-    from ..distill.base import run
-    from ..experts.bank import EncoderBank
-    from ..seed import derive_seed, seed_everything
-    from .av_suite import DATA, _merge, config_params
+    from mmdistill.bench.suite import merge
+    from mmdistill.config import from_dict
+    from mmdistill.data import load_dataset
+    from mmdistill.distill import Budget, get_method
+    from mmdistill.distill.base import run
+    from mmdistill.experts.bank import EncoderBank
+    from mmdistill.seed import derive_seed, seed_everything
+
+    DATA = av_cell("dm", dataset, ipc).data
 
     torch.set_num_threads(1)
     train = load_dataset(dataset, "train", data_root, **DATA)
@@ -122,9 +137,9 @@ def diagnose(dataset: str = "av-digits-hard", ipc: int = 1, n_fresh: int = 8, da
     res: dict[str, Any] = {"dataset": dataset, "ipc": ipc, "moved": {}, "own_loss_first_last": {}}
     dists = {}
     with tempfile.TemporaryDirectory(prefix="mmdistill-diag-") as tmp:
-        for label, (conf, over) in (variants or VARIANTS).items():
-            method, params = config_params(conf, dataset)
-            params = _merge(params, over)
+        for label, (conf, over) in (variants or RUNS).items():
+            cell = av_cell(conf, dataset, ipc)
+            method, params = cell.method, merge(cell.params, over)
             cls = get_method(method)
             cfg = from_dict(cls.Config, params, where=f"diagnose {label}")
             if "init" not in sets:  # the herding init every method starts from (run() seeds init the same way)
@@ -154,5 +169,9 @@ def diagnose(dataset: str = "av-digits-hard", ipc: int = 1, n_fresh: int = 8, da
 
 
 if __name__ == "__main__":
+    from mmdistill.io import atomic_write_json
+
     a = sys.argv[1:]
-    print(json.dumps(diagnose(a[0] if a else "av-digits-hard", int(a[1]) if len(a) > 1 else 1), indent=1))
+    out = diagnose(a[0] if a else "av-digits-hard", int(a[1]) if len(a) > 1 else 1)
+    atomic_write_json(Path(__file__).resolve().parent / "results.json", out)
+    print(json.dumps(out, indent=1))

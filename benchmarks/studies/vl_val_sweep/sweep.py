@@ -1,4 +1,4 @@
-"""Data-lr calibration of the trajectory-matching emoji configs on a validation split (issue 5).
+"""Data-lr calibration of the trajectory-matching emoji configs on a validation split.
 
 The shipped lrs (``configs/vl/<method>_emoji.yaml``) were calibrated at 100 pairs on the test split. This
 module re-calibrates per budget without touching test: the emoji loader's ``val_fraction`` (data/emoji.py)
@@ -8,13 +8,13 @@ train-minus-val with the method's emoji config and the overrides of the point, a
 with the suite's protocol (heads over the buffer's pretrained encoder, fixed lr, last epoch, 3 evaluation
 seeds). ``iterations 0`` is the set's initialisation, the baseline a point has to beat.
 
-Results go to ``benchmarks/calibration/vl_val_sweep.json`` (not a suite file; the renderer reads it for the
-calibration table under the vl targets, :func:`sweep_lines`). Run::
+Results go to ``results.json`` beside this script (``--table`` prints them, :func:`sweep_lines`). Run from the
+repository root::
 
-    python -m mmdistill.bench.vl_val_sweep --method lors --pairs 500 --iterations 40 \\
+    python benchmarks/studies/vl_val_sweep/sweep.py --method lors --pairs 500 --iterations 40 \\
         --grid '[{"lr_img": 100, "lr_txt": 1.0}, {"lr_img": 100, "lr_txt": 0.3}]'
 
-vl-distillation.md §3 (LoRS/MTT-VL/TESLA-VL hyperparameters: per-budget lrs in the papers), §4 (RepBlend).
+The papers tune these lrs per budget (LoRS, arXiv 2406.01719; MTT-VL, arXiv 2308.07545).
 """
 
 from __future__ import annotations
@@ -30,13 +30,30 @@ from typing import Any
 VAL_FRACTION = 0.2
 DATA: dict[str, Any] = {"image_size": 32, "val_fraction": VAL_FRACTION}
 EVAL_SEEDS = [0, 1, 2]
-RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "calibration" / "vl_val_sweep.json"
+RESULTS = Path(__file__).resolve().parent / "results.json"
+REPO = Path(__file__).resolve().parents[3]  # the checkout: configs/ lives there
+DATASET = "emoji"
+
+
+def method_params(method: str) -> dict[str, Any]:
+    """``params`` of the shipped config ``configs/vl/<method>_emoji.yaml``."""
+    from mmdistill.config import load_yaml
+
+    return dict(load_yaml(REPO / "configs" / "vl" / f"{method}_{DATASET}.yaml").get("params") or {})
+
+
+def eval_fields() -> dict[str, Any]:
+    """The vl suite's evaluation protocol (the mtt-vl config's ``eval`` block, without its seeds)."""
+    from mmdistill.config import load_yaml
+
+    ev = dict(load_yaml(REPO / "configs" / "vl" / f"mtt-vl_{DATASET}.yaml").get("eval") or {})
+    ev.pop("seeds", None)
+    return ev
 
 
 def val_buffer(method: str) -> tuple[dict[str, Any], Path]:
     """(experts config, cache path) of the method's expert buffer trained on train-minus-val."""
-    from ..data.root import cache_dir
-    from .vl_suite import DATASET, method_params
+    from mmdistill.data.root import cache_dir
 
     ex = method_params(method).get("experts") or {}
     ex = {"mode": "heads" if method == "repblend" else "full", **ex}
@@ -49,13 +66,12 @@ def run_point(method: str, pairs: int, over: dict[str, Any], iterations: int, sy
     """Distil one set on train-minus-val with ``over`` applied and evaluate it on val (see module docstring)."""
     import torch
 
-    from ..config import from_dict
-    from ..data import load_dataset
-    from ..distill import Budget, get_method
-    from ..distill.base import run
-    from ..evaluate.protocol import default_protocol, evaluate_set
-    from ..experts.buffers import ExpertConfig, ensure_buffer
-    from .vl_suite import DATASET, eval_fields, method_params
+    from mmdistill.config import from_dict
+    from mmdistill.data import load_dataset
+    from mmdistill.distill import Budget, get_method
+    from mmdistill.distill.base import run
+    from mmdistill.evaluate.protocol import default_protocol, evaluate_set
+    from mmdistill.experts.buffers import ExpertConfig, ensure_buffer
 
     torch.set_num_threads(1)
     train = load_dataset(DATASET, "train", data_root, **DATA)
@@ -84,7 +100,7 @@ def _key(p: dict[str, Any]) -> str:
 
 
 def save(point: dict[str, Any], path: Path = RESULTS) -> None:
-    from ..io import atomic_write_json
+    from mmdistill.io import atomic_write_json
 
     rows = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
     rows = [r for r in rows if _key(r) != _key(point)] + [point]
@@ -108,7 +124,7 @@ def sweep_lines(rows: list[dict[str, Any]] | None = None) -> list[str]:
     rows = load() if rows is None else rows
     if not rows:
         return []
-    out = [f"Validation sweep of the data lrs (issue 5; `python -m mmdistill.bench.vl_val_sweep`): emoji with "
+    out = [f"Validation sweep of the data lrs (`python benchmarks/studies/vl_val_sweep/sweep.py`): emoji with "
            f"val_fraction {VAL_FRACTION} (val: {rows[0]['n_val']} caption-image pairs of held-out train concepts; "
            f"distillation and expert buffers on the other {rows[0]['n_train']} train pairs), one set (syn seed 0) per point, r_mean on **val** "
            f"(mean ± std over evaluation seeds {EVAL_SEEDS}); the test split is not used. Iterations 0 = the set's "
@@ -131,12 +147,18 @@ def sweep_lines(rows: list[dict[str, Any]] | None = None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--method", required=True)
-    ap.add_argument("--pairs", type=int, required=True)
+    ap.add_argument("--method")
+    ap.add_argument("--pairs", type=int)
+    ap.add_argument("--table", action="store_true", help="print the results table and exit")
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--grid", default="[{}]", help="JSON list of param overrides, one sweep point each")
     ap.add_argument("--data-root", default=None)
     a = ap.parse_args(argv)
+    if a.table:
+        print("\n".join(sweep_lines()))
+        return
+    if not a.method or not a.pairs:
+        ap.error("--method and --pairs are required (or --table)")
     for over in json.loads(a.grid):
         t0 = time.perf_counter()
         p = run_point(a.method, a.pairs, over, a.iterations if over.get("iterations") is None else int(over.pop("iterations")),
