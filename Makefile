@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mmdistill-installed
 
-.PHONY: setup browser demo test bench clean-venv
+.PHONY: setup browser demo test test-fast bench clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,14 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) \
 	  || { echo "make test needs chromium for the report tests: apt-get install chromium (as root)"; exit 1; }
 
+# Everything: unit tests, import-layer contracts, and the `slow` ones (fault loops, multi-process, browser,
+# paper-shape configs).
 test: setup browser
 	MMDISTILL_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider
+
+# The quick loop while editing (about two minutes on 2 cores): everything not marked `slow`.
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 bench: setup
 	$(VENV)/bin/mmdistill bench --suite quick

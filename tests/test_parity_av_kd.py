@@ -461,7 +461,7 @@ def _kd_paper(name: str):
 
 
 def test_dkd_default_is_the_imagenet_setting_and_cifar_is_a_label():
-    from mmdistill.kd.losses import resolve_method
+    from mmdistill.kd.registry import resolve_method
 
     c = DKDConfig()
     assert (c.alpha, c.beta, c.temperature, c.warmup_epochs) == (1.0, 0.5, 1.0, 1)

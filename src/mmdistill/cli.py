@@ -289,10 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Subcommands owned by their own packages (each module's add_parsers(sub) registers them).
     from .report.cli import add_parsers as _add_report_parsers
-    from .dist.cli import add_parsers as _add_dist_parsers
+    from .sweep_cli import add_parsers as _add_sweep_parsers
 
     _add_report_parsers(sub)
-    _add_dist_parsers(sub)
+    _add_sweep_parsers(sub)
     return ap
 
 

@@ -1,4 +1,5 @@
-"""CLI for scale-out subcommands: ``mmdistill sweep``."""
+"""``mmdistill sweep``: evaluate run directories x archs x seeds as one resumable job list (split over ranks under
+``torchrun``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import argparse
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .context import init_from_env
-    from .sweep import sweep_report
+    from .parallel.context import init_from_env
+    from .runs import sweep_report
 
     ctx = init_from_env()
     seeds = list(range(args.seeds)) if args.seeds else None
