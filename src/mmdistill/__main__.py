@@ -1,4 +1,4 @@
-"""``python -m mmdistill``, e.g. under ``torchrun --nproc_per_node 2 -m mmdistill distill ...`` (ecosystem.md §C)."""
+"""``python -m mmdistill``, e.g. under ``torchrun --nproc_per_node 2 -m mmdistill distill ...``."""
 
 from .parallel.context import exit_process, quiet_unless_main
 

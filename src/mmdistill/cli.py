@@ -160,7 +160,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_experts(args: argparse.Namespace) -> int:
-    from .experts.cli import train_from_config
+    from .experts_cli import train_from_config
 
     buf = train_from_config(args.config, args.set, dataset=args.dataset, out=args.out, data_root=args.data_root,
                             progress=not args.quiet)

@@ -1,6 +1,6 @@
 """The Python API behind the CLI: distill into a run directory, evaluate a run directory.
 
-A run directory (DESIGN.md "Run directories") holds ``config.yaml`` (resolved), ``log.jsonl``,
+A run directory holds ``config.yaml`` (resolved), ``log.jsonl``,
 ``checkpoint/``, ``synthetic.safetensors`` + ``manifest.json`` and ``results*.json``.
 
 Run config file (YAML)::

@@ -1,11 +1,11 @@
 """Process-group context: who am I, how many are we, and the few collectives mmdistill needs.
 
-ecosystem.md §C.5 item 1 ("Core"): a process launched by ``torchrun`` (env ``RANK``, ``WORLD_SIZE``,
+A process launched by ``torchrun`` (env ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) joins a ``torch.distributed`` group; anything else is a
 world of one and every helper here is a no-op, so single-process code paths are the same code.
 
 * SLURM: ``srun`` tasks (``SLURM_PROCID``/``SLURM_NTASKS``) are mapped to the same variables.
-* Backend (§C.1, §C.5): ``gloo`` on a CPU-only box; with CUDA the device-mapped ``"cpu:gloo,cuda:nccl"``
+* Backend: ``gloo`` on a CPU-only box; with CUDA the device-mapped ``"cpu:gloo,cuda:nccl"``
   (so CPU and CUDA tensors can both be reduced) and ``cuda:LOCAL_RANK`` becomes the current device. Never a
   hard-coded ``nccl``. ``MMDISTILL_DIST_BACKEND`` overrides.
 * Timeout: ``MMDISTILL_DIST_TIMEOUT`` seconds bounds every collective, so a wedged peer turns into an error
@@ -13,7 +13,7 @@ world of one and every helper here is a no-op, so single-process code paths are 
   the others (an expert, an evaluation seed), which can take hours at paper scale; a *dead* peer is handled
   sooner by torchrun, which stops the whole group when one worker exits with an error.
 * :func:`exit_process` ends a distributed worker with ``destroy_process_group`` + ``os._exit``: torch 2.13
-  CPU aborted about 13 % of torchrun workers at interpreter exit otherwise (§C.4).
+  CPU aborted about 13 % of torchrun workers at interpreter exit otherwise.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class DistContext:
 
 
 def backend_for(device: str | None = None) -> str:
-    """``gloo`` for CPU; ``cpu:gloo,cuda:nccl`` when CUDA is usable (ecosystem.md §C.5)."""
+    """``gloo`` for CPU; ``cpu:gloo,cuda:nccl`` when CUDA is usable."""
     forced = os.environ.get("MMDISTILL_DIST_BACKEND")
     if forced:
         return forced
@@ -61,7 +61,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 def slurm_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """torchrun-style variables from SLURM's (``srun`` tasks; ecosystem.md §C.1, §C.5), when RANK is not set.
+    """torchrun-style variables from SLURM's (``srun`` tasks), when RANK is not set.
 
     ``SLURM_PROCID`` → ``RANK``, ``SLURM_NTASKS`` → ``WORLD_SIZE``, ``SLURM_LOCALID`` → ``LOCAL_RANK``. The
     rendezvous address still comes from ``MASTER_ADDR`` / ``MASTER_PORT``, which the job script exports.
@@ -170,7 +170,7 @@ def quiet_unless_main() -> None:
 
 
 def exit_process(code: int) -> None:
-    """Exit with ``code``; a distributed worker leaves the group and ``os._exit``s (ecosystem.md §C.4)."""
+    """Exit with ``code``; a distributed worker leaves the group and ``os._exit``s."""
     if dist.is_available() and dist.is_initialized():
         try:
             shutdown()

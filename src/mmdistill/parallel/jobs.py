@@ -1,4 +1,4 @@
-"""A resumable job list: the one way mmdistill runs embarrassingly parallel work (ecosystem.md §C.2 shape 1, §C.5 item 2).
+"""A resumable job list: the one way mmdistill runs embarrassingly parallel work.
 
 A :class:`Job` has an id, the output file(s) it produces and a ``run`` callable that writes them atomically
 (:mod:`mmdistill.io`). :func:`run_jobs`:

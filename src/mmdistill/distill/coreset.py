@@ -12,11 +12,11 @@ from typing import ClassVar
 
 import torch
 
-from ..distill.base import METHODS, Distiller
+from .base import METHODS, Distiller
 from ..seed import derive_seed, generator
 from ..synth import SyntheticSet
-from . import select
-from .proxy import ProxyConfig, proxy_stats
+from ..coreset import select
+from ..coreset.proxy import ProxyConfig, proxy_stats
 
 
 @dataclass

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import apply_overrides, from_dict, load_yaml
-from ..data import load_dataset
-from ..errors import ConfigError
-from .buffers import ExpertBuffer, ExpertConfig, train_experts
+from .config import apply_overrides, from_dict, load_yaml
+from .data import load_dataset
+from .errors import ConfigError
+from .experts.buffers import ExpertBuffer, ExpertConfig, train_experts
 
 
 def train_from_config(config: str | Path, overrides: list[str] | None = None, *, dataset: str | None = None,
@@ -21,7 +21,7 @@ def train_from_config(config: str | Path, overrides: list[str] | None = None, *,
     data = apply_overrides(load_yaml(config), overrides or [])
     params = data.get("params") or {}
     if data.get("method") and "experts" in data.get("params", {}):
-        from ..distill import get_method  # the method's own defaults (e.g. RepBlend's mode "heads")
+        from .distill import get_method  # the method's own defaults (e.g. RepBlend's mode "heads")
 
         method_cfg = from_dict(get_method(data["method"]).Config, params, where=f"{config}: params")
         cfg = method_cfg.experts
