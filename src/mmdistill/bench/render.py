@@ -21,7 +21,7 @@ from .targets import Rows, check_target
 SUITE_ORDER = ["quick", "av", "vl", "kd"]
 # headline rows, in this order; every other row of a suite is an ablation/control of the longest prefix here
 METHOD_ORDER = ["random", "herding", "k-center", "forgetting", "dm", "avdd", "dm-avdd-lr", "davdd", "mtt-vl", "tesla-vl",
-                "lors", "repblend", "mdm", "full"]
+                "lors", "repblend", "mdm", "covmatch", "raha", "full"]
 KD_ORDER = ["no-kd", "kd", "dkd", "dist", "fitnet", "pkd", "c2kd", "fd-cmkd"]
 MAIN_METRIC = {"classification": "fused_acc", "retrieval": "r_mean", "kd": "student_acc"}
 ARCH_ORDER = ["convnet", "lenet", "alexnet", "vgg11", "resnet18"]
