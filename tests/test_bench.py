@@ -28,6 +28,7 @@ def _repo(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow  # runs a real cell in its own process
 def test_runner_merges_rows(tmp_path):
     if not (resolve_data_root() / "fsdd").is_dir():
         pytest.skip("../shared/data not present")
