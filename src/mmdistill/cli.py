@@ -133,6 +133,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     seeds = list(range(args.seeds)) if args.seeds else None
     if args.real:
+        from .data import get_dataset_spec
         from .evaluate.reference import full_reference_dir
         from .runs import load_run_config
 
@@ -143,10 +144,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             return 2
         data = dict(like.data) if like and like.dataset == dataset else {}
         fields = dict(like.eval) if like and like.dataset == dataset else {}
+        if args.task and args.task != get_dataset_spec(dataset).info().get("task"):
+            fields = {k: v for k, v in fields.items() if k == "seeds"}  # the run's fields belong to another protocol
         overrides = [f"{k}={json.dumps(v)}" for k, v in fields.items()] + list(args.set)
         out = args.run_dir or full_reference_dir(dataset, data, apply_overrides(fields, args.set))
         res = evaluate_full(dataset, out, data=data, arch=args.arch, seeds=seeds, overrides=overrides,
-                            data_root=args.data_root)
+                            data_root=args.data_root, task=args.task)
         args.dataset = dataset
         print(f"full training set ({args.dataset}): {res.line()}")
         print(f"results: {Path(out)}")
@@ -155,7 +158,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print("mmdistill evaluate needs RUN_DIR (or --real --dataset NAME)", file=sys.stderr)
         return 2
     _print_results(evaluate_run(args.run_dir, arch=args.arch, seeds=seeds, overrides=args.set, baseline=not args.no_baseline,
-                                data_root=args.data_root))
+                                data_root=args.data_root, task=args.task))
     return 0
 
 
@@ -248,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--like", metavar="RUN_DIR", help="--real: the dataset, data parameters and protocol fields of this "
                    "run (the reference its report shows; cached under $MMDISTILL_CACHE/full-data/ unless RUN_DIR given)")
     e.add_argument("--no-baseline", action="store_true", help="skip the same-size random subset")
+    e.add_argument("--task", choices=["classification", "retrieval"],
+                   help="evaluation task (default: the dataset's); retrieval on an audio-visual run trains fresh "
+                   "audio and visual encoders with InfoNCE and writes results.retrieval.json (a2i/i2a R@1/5/10)")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a protocol field")
     _add_common(e)
     e.set_defaults(func=_cmd_evaluate)

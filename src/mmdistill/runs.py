@@ -182,15 +182,18 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 
 
 def evaluate_run(run_dir: str | Path, *, arch: str | None = None, seeds: list[int] | None = None,
-                 overrides: list[str] | None = None, baseline: bool = True, data_root: str | None = None) -> Results:
+                 overrides: list[str] | None = None, baseline: bool = True, data_root: str | None = None,
+                 task: str | None = None) -> Results:
     """Evaluate a run directory: one job per seed (``RUN_DIR/eval/<arch>/seed<k>.json``, resumable), assembled
-    into ``results.json`` / ``results.<arch>.json`` (:mod:`mmdistill.dist.sweep`; under torchrun split over ranks)."""
+    into ``results.json`` / ``results.<arch>.json`` (:mod:`mmdistill.dist.sweep`; under torchrun split over ranks).
+    ``task="retrieval"`` on an audio–visual run: audio–visual retrieval into ``results.retrieval.json``."""
     return run_cells([run_cell(run_dir, arch=arch, seeds=seeds, overrides=overrides, baseline=baseline,
-                               data_root=data_root)])[0]
+                               data_root=data_root, task=task)])[0]
 
 
 def evaluate_full(dataset: str, out: str | Path, *, data: dict[str, Any] | None = None, arch: str | None = None,
-                  seeds: list[int] | None = None, overrides: list[str] | None = None, data_root: str | None = None) -> Results:
+                  seeds: list[int] | None = None, overrides: list[str] | None = None, data_root: str | None = None,
+                  task: str | None = None) -> Results:
     """Evaluate the full training set (upper bound) into ``out``, one job per seed like :func:`evaluate_run`."""
     return run_cells([full_cell(dataset, out, data=data, arch=arch, seeds=seeds, overrides=overrides,
-                                data_root=data_root)])[0]
+                                data_root=data_root, task=task)])[0]

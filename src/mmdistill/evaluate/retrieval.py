@@ -162,28 +162,36 @@ def train_and_test(
         model.image_encoder.load_state_dict(load_file(proto.image_encoder_weights))
     opt = _build_optimizer(proto, model, learned_lrs)
     n = int(images.shape[0])
-    bs = min(proto.batch_size, n)
-    total = proto.total_steps(n)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    model.train()
-    steps = tqdm(minibatches(n, bs, total, gen), total=total, desc=f"eval seed {seed}", leave=False, disable=None,
-                 mininterval=2.0)
-    tick = EpochTicker(f"evaluation seed {seed}", total, -(-n // bs))
-    for i, idx in enumerate(steps):
-        tick.step(i)
+
+    def batch_loss(idx: Tensor) -> Tensor:
         x = images[idx].to(device)
         if proto.augment:
             x = augment_modality("image", x, gen)
         logits = model.logits(x, texts[idx].to(device))
         if target_fn is not None and soft_loss_fn is not None:
-            loss = soft_loss_fn(logits, target_fn(idx).to(device))
-        else:
-            loss = info_nce(logits)
+            return soft_loss_fn(logits, target_fn(idx).to(device))
+        return info_nce(logits)
+
+    model.train()
+    fit_contrastive(opt, batch_loss, n, min(proto.batch_size, n), proto.total_steps(n), gen, seed)
+    return test_model(model, test_images, test_texts, test_text_to_image, device)
+
+
+def fit_contrastive(opt: torch.optim.Optimizer, batch_loss: Callable[[Tensor], Tensor], n: int, batch_size: int,
+                    total: int, gen: torch.Generator, seed: int) -> None:
+    """The retrieval protocols' training loop: ``total`` AdamW/SGD steps on ``batch_loss(idx)`` over seeded
+    minibatches of ``n`` rows (:func:`minibatches`), cosine-annealed learning rate, selection = last step."""
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    steps = tqdm(minibatches(n, batch_size, total, gen), total=total, desc=f"eval seed {seed}", leave=False,
+                 disable=None, mininterval=2.0)
+    tick = EpochTicker(f"evaluation seed {seed}", total, -(-n // batch_size))
+    for i, idx in enumerate(steps):
+        tick.step(i)
+        loss = batch_loss(idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    return test_model(model, test_images, test_texts, test_text_to_image, device)
 
 
 @torch.no_grad()
