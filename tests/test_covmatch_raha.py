@@ -120,8 +120,11 @@ def test_raha_matching_is_invariant_to_synthetic_order():
 @pytest.mark.parametrize("method", ["covmatch", "raha"])
 def test_exact_resume_and_determinism(method, tmp_path):
     full = run(_make(method), tmp_path / "a", progress=False)
-    run(_make(method), tmp_path / "b", progress=False, stop_after=4)  # killed mid-round (reset_every 3)
-    resumed = run(_make(method), tmp_path / "b", progress=False, resume=True)
+    # killed after iteration 4; the checkpoint after iteration 3 resumes mid-round (reset_every 3: round 1 = its 3..5)
+    run(_make(method), tmp_path / "b", progress=False, stop_after=5, checkpoint_every=2)
+    seen = []
+    resumed = run(_make(method), tmp_path / "b", progress=False, resume=True, checkpoint_every=2, on_resume=seen.append)
+    assert seen == [4]
     assert torch.equal(full.tensors["image"], resumed.tensors["image"])
     assert torch.equal(full.tensors["text"], resumed.tensors["text"])
     assert full.meta["eval_hint"]["protocol"] == "covmatch"

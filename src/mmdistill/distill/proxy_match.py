@@ -69,7 +69,7 @@ class ProxyMatchDistiller(Distiller):
         self.proxy = OnlineProxy(ds, c.proxy, derive_seed(self.seed, "proxy"))
         n = self.budget.value
         self.n = n
-        gen = generator(derive_seed(self.seed, f"{self.name}-init"))
+        gen = generator(derive_seed(self.seed, "proxy-match-init"))  # CovMatch and RAHA start from the same subset
         idx = torch.randperm(len(ds), generator=gen)[:n]
         self.init_indices = idx
         self.images = ds.tensors["image"][ds.text_to_image[idx]].clone().float().requires_grad_(True)
