@@ -54,8 +54,10 @@ class RetrievalProtocol:
     similarity: Literal["set", "ignore"] = "set"  # "set": train against the set's learned S (LoRS); "ignore": InfoNCE
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     selection: Literal["last", "best-on-test"] = "last"  # "best-on-test": labelled control of protocol "paper" only
-    # "common": the recipe above for every set; "paper": the papers' own learner (evaluate/paper_learner.py)
-    protocol: Literal["common", "paper"] = "common"
+    # "common": the recipe above for every set; "paper": the trajectory-matching papers' own learner;
+    # "covmatch": CovMatch's learner (both towers train, SGD, encoder lr 0.01 / heads 0.1); see evaluate/paper_learner.py
+    protocol: Literal["common", "paper", "covmatch"] = "common"
+    encoder_lr: float | None = None  # lr of the image encoder when it trains (None = lr); protocol "covmatch" sets 0.01
     paper_lr_decay: bool = True  # protocol "paper": lr x0.1 from epoch epochs//2+1 (LoRS, RepBlend, MDM); False: constant (MTT-VL)
 
     def net_kwargs(self) -> dict:
@@ -116,7 +118,8 @@ def _build_optimizer(proto: RetrievalProtocol, model: DualEncoder, lrs: dict[str
             raise ConfigError("retrieval protocol: trained_modules='heads' needs image_encoder_weights (a frozen encoder)")
         for p in model.image_encoder.parameters():
             p.requires_grad_(False)
-    img_params = [p for p in model.image_encoder.parameters() if p.requires_grad] + list(model.image_head.parameters())
+    enc_params = [p for p in model.image_encoder.parameters() if p.requires_grad]
+    img_params = list(model.image_head.parameters())
     txt_params = list(model.text_head.parameters())
     other = [model.log_scale] if model.log_scale.requires_grad else []
     lr_img = lr_txt = proto.lr
@@ -124,7 +127,12 @@ def _build_optimizer(proto: RetrievalProtocol, model: DualEncoder, lrs: dict[str
         if not lrs:
             raise ConfigError("retrieval protocol: lr_source='learned' but the synthetic set carries no learned step sizes")
         lr_img, lr_txt = lrs["image"], lrs["text"]
-    groups = [{"params": img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+    if proto.encoder_lr is None:
+        groups = [{"params": enc_params + img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+    else:
+        groups = [{"params": img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+        if enc_params:
+            groups.append({"params": enc_params, "lr": float(proto.encoder_lr)})
     if other:
         groups.append({"params": other, "lr": proto.lr})
     if proto.optimizer == "adamw":
