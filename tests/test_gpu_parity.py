@@ -66,10 +66,10 @@ def _av(method: str, device: str, iterations: int = 2, **kw):
     return cls(from_dict(cls.Config, params, where="test"), tiny_av(), Budget(1, "ipc"), 0, device=device)
 
 
-def _updates(method: str, device: str, tmp, **kw) -> dict[str, torch.Tensor]:
+def _updates(method: str, device: str, tmp, iterations: int = 2, **kw) -> dict[str, torch.Tensor]:
     """Synthetic tensors after a short run minus their initial values (the run loop, both devices)."""
     init = run(_av(method, device, iterations=0, **kw), tmp / f"{method}-{device}-init", progress=False)
-    out = run(_av(method, device, **kw), tmp / f"{method}-{device}", progress=False)
+    out = run(_av(method, device, iterations=iterations, **kw), tmp / f"{method}-{device}", progress=False)
     return {m: out.tensors[m] - init.tensors[m] for m in out.tensors}
 
 

@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
+from ..precision import autocast, check_precision
 from ..experts.buffers import MANIFEST, ExpertBuffer, ExpertConfig, default_buffer_dir, ensure_buffer
 from ..experts.model import FlatDualEncoder, build_model
 from ..seed import derive_seed, seed_everything
@@ -110,6 +111,7 @@ class MDMConfig:
     buffer: str | None = None  # expert buffer directory; None = the cache path keyed by dataset + experts
     train_buffer: bool = True  # train a missing buffer first; False = error naming the missing directory
     experts: ExpertConfig = field(default_factory=ExpertConfig)  # the trajectory family's buffer (mode full)
+    precision: str = "fp32"  # teacher forward passes: "fp32" or "bf16" (autocast on CUDA; mmdistill/precision.py)
 
 
 @METHODS.register("mdm")
@@ -143,6 +145,7 @@ class MDM(Distiller):
             raise ConfigError(f"mdm: need 0 <= naive_min <= naive_max <= 1, got {c.naive_min}, {c.naive_max}")
         if min(c.w_nce, c.w_agr, c.w_dis) < 0 or c.w_nce + c.w_agr + c.w_dis == 0:
             raise ConfigError("mdm: loss weights w_nce, w_agr, w_dis must be >= 0 and not all 0")
+        check_precision(c.precision, "mdm: precision")
         if c.min_epoch < 0 or c.iterations < 0:
             raise ConfigError("mdm: min_epoch and iterations must be >= 0")
 
@@ -276,7 +279,9 @@ class MDM(Distiller):
 
     def embed(self, theta: Tensor, images: Tensor, texts: Tensor) -> tuple[Tensor, Tensor]:
         images, texts = images.to(theta.device), texts.to(theta.device)  # real rows live on the CPU
-        zi, zt = self.flat.embed(theta, self._image_input(images), texts)
+        with autocast(self.cfg.precision, theta.device):
+            zi, zt = self.flat.embed(theta, self._image_input(images), texts)
+        zi, zt = zi.float(), zt.float()
         return F.normalize(zi, dim=1), F.normalize(zt, dim=1)
 
     @torch.no_grad()

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..precision import autocast, check_precision
 from ..seed import derive_seed, generator
 from ..experts.buffers import ExpertBuffer, ExpertConfig, ensure_buffer
 from ..experts.model import FlatDualEncoder, build_model
@@ -97,6 +98,7 @@ class VLTMConfig:
     budget_fair: bool = True  # reduce the pair count so every stored float fits the budget (N-1 pairs)
     buffer: str | None = None  # expert buffer directory; None = the cache path keyed by dataset + experts
     experts: ExpertConfig = field(default_factory=ExpertConfig)  # how to train the buffer if it is missing
+    precision: str = "fp32"  # student forward passes: "fp32" or "bf16" (autocast on CUDA; mmdistill/precision.py)
 
 
 @dataclass
@@ -144,6 +146,7 @@ class VLTrajectoryDistiller(Distiller):
             raise ConfigError(f"{self.name}: lr_grad 'per_branch' (the released code's step-size gradient) needs gradient 'tesla'")
         if c.batching not in ("independent", "chunks"):
             raise ConfigError(f"{self.name}: batching must be 'independent' or 'chunks', got {c.batching!r}")
+        check_precision(c.precision, f"{self.name}: precision")
         if c.expert_epochs < 1 or c.max_start_epoch < 1 or c.syn_steps < 1:
             raise ConfigError(f"{self.name}: expert_epochs, max_start_epoch and syn_steps must be >= 1")
 
@@ -236,7 +239,9 @@ class VLTrajectoryDistiller(Distiller):
             lam, perm = self._blend[step]
             img = lam * img + (1.0 - lam) * img[perm]
             txt = lam * txt + (1.0 - lam) * txt[perm]
-        logits = self.flat.logits(theta, img, txt, scale_bug=self.cfg.reproduce_scale_bug)
+        with autocast(self.cfg.precision, theta.device):
+            logits = self.flat.logits(theta, img, txt, scale_bug=self.cfg.reproduce_scale_bug)
+        logits = logits.float()
         if self.cfg.loss == "infonce" and self.sim is None:
             return info_nce(logits)
         return soft_loss(self.cfg.loss)(logits, self._targets(d, idx))
@@ -245,10 +250,12 @@ class VLTrajectoryDistiller(Distiller):
         if self.cfg.student == "full":
             img = self.images
         elif batches is None:
-            img = self.flat.encode_frozen(self.images)
+            with autocast(self.cfg.precision, self.images.device):
+                img = self.flat.encode_frozen(self.images).float()
         else:  # heads: encode only the synthetic images this iteration's minibatches use (rows not used stay 0)
             used = torch.unique(torch.cat(batches))
-            feats = self.flat.encode_frozen(self.images[used])
+            with autocast(self.cfg.precision, self.images.device):
+                feats = self.flat.encode_frozen(self.images[used]).float()
             img = feats.new_zeros(self.n, feats.shape[1]).index_put((used,), feats)
         d = {"image": img, "text": self.texts}
         if self.sim is not None:
