@@ -3,7 +3,8 @@
 ``precision: bf16`` runs the network forward passes (and so their backward passes) under
 ``torch.autocast(dtype=torch.bfloat16)``: convolutions and matrix products in bfloat16, reductions, norms and
 losses in float32 (PyTorch's autocast op lists). The learned tensors, the optimiser state, expert parameters and
-every matching loss stay float32; callers cast the autocast outputs back with ``.float()``.
+every matching loss stay float32; callers widen the autocast outputs back with :func:`widen` (a float64 run, as in
+the parity tests, stays float64).
 
 Where it applies:
 
@@ -56,3 +57,8 @@ def autocast(precision: str, device: torch.device | str) -> AbstractContextManag
     if not autocast_active(precision, device):
         return nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+def widen(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float32 if autocast left it in a 16-bit float type, else unchanged (float32/float64 pass through)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ..coreset.proxy import ProxyConfig
 from ..errors import ConfigError
 from ..nets import create_net
-from ..precision import autocast, check_precision
+from ..precision import autocast, check_precision, widen
 from ..synth import SyntheticSet
 from . import factor as fac
 from .base import Distiller, restore_optimizer
@@ -183,8 +183,8 @@ class AVMatchDistiller(Distiller):
         with autocast(getattr(self.cfg, "precision", "fp32"), self.device):
             for m in MODALITIES:
                 with torch.no_grad():
-                    mu_r[m] = nets[m].embed(self.dsa(real[m], m, aug)).float().mean(0)
-                mu_s[m] = nets[m].embed(self.dsa(syn[m], m, aug)).float().mean(0)
+                    mu_r[m] = widen(nets[m].embed(self.dsa(real[m], m, aug))).mean(0)
+                mu_s[m] = widen(nets[m].embed(self.dsa(syn[m], m, aug))).mean(0)
         return mu_r, mu_s
 
     def check_equal_dims(self, nets: dict[str, nn.Module]) -> None:

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
-from ..precision import autocast, check_precision
+from ..precision import autocast, check_precision, widen
 from ..experts.buffers import MANIFEST, ExpertBuffer, ExpertConfig, default_buffer_dir, ensure_buffer
 from ..experts.model import FlatDualEncoder, build_model
 from ..seed import derive_seed, seed_everything
@@ -281,7 +281,7 @@ class MDM(Distiller):
         images, texts = images.to(theta.device), texts.to(theta.device)  # real rows live on the CPU
         with autocast(self.cfg.precision, theta.device):
             zi, zt = self.flat.embed(theta, self._image_input(images), texts)
-        zi, zt = zi.float(), zt.float()
+        zi, zt = widen(zi), widen(zt)
         return F.normalize(zi, dim=1), F.normalize(zt, dim=1)
 
     @torch.no_grad()

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..precision import autocast, check_precision
+from ..precision import autocast, check_precision, widen
 from ..seed import derive_seed, generator
 from ..experts.buffers import ExpertBuffer, ExpertConfig, ensure_buffer
 from ..experts.model import FlatDualEncoder, build_model
@@ -241,7 +241,7 @@ class VLTrajectoryDistiller(Distiller):
             txt = lam * txt + (1.0 - lam) * txt[perm]
         with autocast(self.cfg.precision, theta.device):
             logits = self.flat.logits(theta, img, txt, scale_bug=self.cfg.reproduce_scale_bug)
-        logits = logits.float()
+        logits = widen(logits)
         if self.cfg.loss == "infonce" and self.sim is None:
             return info_nce(logits)
         return soft_loss(self.cfg.loss)(logits, self._targets(d, idx))
@@ -251,11 +251,11 @@ class VLTrajectoryDistiller(Distiller):
             img = self.images
         elif batches is None:
             with autocast(self.cfg.precision, self.images.device):
-                img = self.flat.encode_frozen(self.images).float()
+                img = widen(self.flat.encode_frozen(self.images))
         else:  # heads: encode only the synthetic images this iteration's minibatches use (rows not used stay 0)
             used = torch.unique(torch.cat(batches))
             with autocast(self.cfg.precision, self.images.device):
-                feats = self.flat.encode_frozen(self.images[used]).float()
+                feats = widen(self.flat.encode_frozen(self.images[used]))
             img = feats.new_zeros(self.n, feats.shape[1]).index_put((used,), feats)
         d = {"image": img, "text": self.texts}
         if self.sim is not None:

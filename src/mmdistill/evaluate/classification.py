@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..nets import create_net
-from ..precision import autocast, check_precision
+from ..precision import autocast, check_precision, widen
 from ..seed import generator, seed_everything
 from ..errors import ConfigError
 from ..progress import EpochTicker
@@ -197,7 +197,7 @@ def train_and_test(
         y = labels[idx].to(device)
         with autocast(proto.precision, device):
             out = model(batch)
-        loss = sum(_loss(out[m].float(), y) for m in out)
+        loss = sum(_loss(widen(out[m]), y) for m in out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -215,7 +215,7 @@ def test_model(model: AVClassifier, test: dict[str, Tensor], labels: Tensor, bat
         with autocast(precision, device):
             out = model({m: x[s:s + batch_size].to(device) for m, x in test.items()})
         for m, z in out.items():
-            probs[m].append(F.softmax(z.float(), 1).cpu())
+            probs[m].append(F.softmax(widen(z), 1).cpu())
     p = {m: torch.cat(v) for m, v in probs.items()}
     res = {f"{m}_acc": accuracy(v, labels) for m, v in p.items()}
     if len(p) > 1:

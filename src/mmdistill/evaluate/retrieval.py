@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..nets import create_net
-from ..precision import autocast, check_precision
+from ..precision import autocast, check_precision, widen
 from ..seed import generator, seed_everything
 from ..progress import EpochTicker
 from .augment import augment_modality
@@ -185,7 +185,7 @@ def train_and_test(
             x = augment_modality("image", x, gen)
         with autocast(proto.precision, device):
             logits = model.logits(x, texts[idx].to(device))
-        logits = logits.float()
+        logits = widen(logits)
         if target_fn is not None and soft_loss_fn is not None:
             loss = soft_loss_fn(logits, target_fn(idx).to(device))
         else:
@@ -202,6 +202,6 @@ def test_model(model: DualEncoder, images: Tensor, texts: Tensor, t2i: Tensor, d
                precision: str = "fp32") -> dict[str, float]:
     model.eval()
     with autocast(precision, device):
-        zi = torch.cat([model.encode_image(images[s:s + batch].to(device)).float().cpu() for s in range(0, images.shape[0], batch)])
-        zt = torch.cat([model.encode_text(texts[s:s + batch].to(device)).float().cpu() for s in range(0, texts.shape[0], batch)])
+        zi = torch.cat([widen(model.encode_image(images[s:s + batch].to(device))).cpu() for s in range(0, images.shape[0], batch)])
+        zt = torch.cat([widen(model.encode_text(texts[s:s + batch].to(device))).cpu() for s in range(0, texts.shape[0], batch)])
     return retrieval_recalls(zi @ zt.T, t2i)
