@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..nets import create_net
+from ..precision import autocast, check_precision, widen
 from ..seed import generator, seed_everything
 from ..progress import EpochTicker
 from .augment import augment_modality
@@ -59,6 +60,12 @@ class RetrievalProtocol:
     protocol: Literal["common", "paper", "covmatch"] = "common"
     encoder_lr: float | None = None  # lr of the image encoder when it trains (None = lr); protocol "covmatch" sets 0.01
     paper_lr_decay: bool = True  # protocol "paper": lr x0.1 from epoch epochs//2+1 (LoRS, RepBlend, MDM); False: constant (MTT-VL)
+    precision: str = "fp32"  # forward passes of the common protocol: "fp32" or "bf16" (autocast on CUDA)
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision, "eval.precision")
+        if self.precision != "fp32" and self.protocol != "common":
+            raise ConfigError("eval.precision 'bf16' is implemented for the common protocol only (eval.protocol 'paper' runs fp32)")
 
     def net_kwargs(self) -> dict:
         if self.image_arch == "convnet":
@@ -75,6 +82,8 @@ class RetrievalProtocol:
 
             return describe_paper(self, n_train)
         d = asdict(self)
+        if d["precision"] == "fp32":
+            d.pop("precision")  # recorded only when it is not the default, so earlier protocols compare equal
         d.update({
             "task": "retrieval",
             "nets": {"image": {"arch": self.image_arch, **self.net_kwargs(), "projection": f"linear -> {self.embed_dim}"},
@@ -175,14 +184,16 @@ def train_and_test(
         x = images[idx].to(device)
         if proto.augment:
             x = augment_modality("image", x, gen)
-        logits = model.logits(x, texts[idx].to(device))
+        with autocast(proto.precision, device):
+            logits = model.logits(x, texts[idx].to(device))
+        logits = widen(logits)
         if target_fn is not None and soft_loss_fn is not None:
             return soft_loss_fn(logits, target_fn(idx).to(device))
         return info_nce(logits)
 
     model.train()
     fit_contrastive(opt, batch_loss, n, min(proto.batch_size, n), proto.total_steps(n), gen, seed)
-    return test_model(model, test_images, test_texts, test_text_to_image, device)
+    return test_model(model, test_images, test_texts, test_text_to_image, device, precision=proto.precision)
 
 
 def fit_contrastive(opt: torch.optim.Optimizer, batch_loss: Callable[[Tensor], Tensor], n: int, batch_size: int,
@@ -203,8 +214,10 @@ def fit_contrastive(opt: torch.optim.Optimizer, batch_loss: Callable[[Tensor], T
 
 
 @torch.no_grad()
-def test_model(model: DualEncoder, images: Tensor, texts: Tensor, t2i: Tensor, device: str, batch: int = 512) -> dict[str, float]:
+def test_model(model: DualEncoder, images: Tensor, texts: Tensor, t2i: Tensor, device: str, batch: int = 512,
+               precision: str = "fp32") -> dict[str, float]:
     model.eval()
-    zi = torch.cat([model.encode_image(images[s:s + batch].to(device)).cpu() for s in range(0, images.shape[0], batch)])
-    zt = torch.cat([model.encode_text(texts[s:s + batch].to(device)).cpu() for s in range(0, texts.shape[0], batch)])
+    with autocast(precision, device):
+        zi = torch.cat([widen(model.encode_image(images[s:s + batch].to(device))).cpu() for s in range(0, images.shape[0], batch)])
+        zt = torch.cat([widen(model.encode_text(texts[s:s + batch].to(device))).cpu() for s in range(0, texts.shape[0], batch)])
     return retrieval_recalls(zi @ zt.T, t2i)
