@@ -362,6 +362,19 @@ def header(device: torch.device, tiny: bool, precision: str) -> dict[str, Any]:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": []}
 
 
+def junit_summary(path: Path) -> dict[str, Any]:
+    """Counts of a pytest JUnit XML file (tests, failures, errors, skipped) and the names of failing tests."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    out: dict[str, Any] = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    out["failed"] = [f"{c.get('classname')}::{c.get('name')}" for c in root.iter("testcase")
+                     if c.find("failure") is not None or c.find("error") is not None][:50]
+    out["file"] = path.name
+    return out
+
+
 def write(out: Path, doc: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -380,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=300.0, help="skip the remaining rows after this many seconds")
     ap.add_argument("--only", default="", help="comma-separated row-name prefixes to run (default: all)")
     ap.add_argument("--ref-rows", default="", help="JSON rows of refdrive.py to include (reference implementations)")
+    ap.add_argument("--tests-xml", default="", help="JUnit XML of the CUDA test run to summarise (run.sh)")
     args = ap.parse_args(argv)
 
     if args.tiny and args.device == "auto":
@@ -392,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     doc["shapes"] = {"image_text": {k: v for k, v in vars(vl).items()}, "audio_visual": {k: v for k, v in vars(av).items()}}
     if args.ref_rows and Path(args.ref_rows).is_file():
         doc["rows"].extend(json.loads(Path(args.ref_rows).read_text(encoding="utf-8")).get("rows", []))
+    if args.tests_xml and Path(args.tests_xml).is_file():
+        doc["tests"] = junit_summary(Path(args.tests_xml))
     only = [s for s in args.only.split(",") if s]
     t_start = time.perf_counter()
 

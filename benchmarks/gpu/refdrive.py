@@ -197,13 +197,47 @@ def drive(impl: str, ref: Path, iterations: int) -> dict[str, Any]:
             "stubbed": stubbed, "argv": argv[1:], "command_source": spec["source"]}
 
 
+def check(impl: str, ref: Path) -> list[str]:
+    """Problems that would stop :func:`drive` before it starts, found without CUDA: a missing script or helper,
+    or a flag of ``argv_for`` that the script's argument parser does not define."""
+    spec = IMPLS[impl]
+    script = ref / spec["script"]
+    if not script.is_file():
+        return [f"{script}: not found"]
+    text = script.read_text(encoding="utf-8", errors="replace")
+    problems = []
+    for a in argv_for(impl, "BUF", 2)[1:]:
+        if a.startswith("--"):
+            flag = a.split("=", 1)[0]
+            if f"'{flag}'" not in text and f'"{flag}"' not in text:
+                problems.append(f"{script.name}: no argument {flag}")
+    helpers = {"src/vl_distill_utils.py": ["def load_or_process_file"], "src/networks.py": ["def get_bert_stuff",
+               "class CLIPModel_full"], "data/__init__.py": ["def get_dataset"]}
+    for rel, needles in helpers.items():
+        f = ref / rel
+        src = f.read_text(encoding="utf-8", errors="replace") if f.is_file() else ""
+        problems += [f"{rel}: {n!r} not found" for n in needles if n not in src]
+    if "from tqdm import tqdm" not in text or "for it in tqdm(range(" not in text:
+        problems.append(f"{script.name}: the iteration loop is not `for it in tqdm(range(...))` (the clock hooks tqdm)")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("impl", choices=sorted(IMPLS))
     ap.add_argument("--ref", required=True, help="directory holding a copy of the reference repository")
     ap.add_argument("--iters", type=int, default=4, help="iterations to run (the first is the warm-up)")
-    ap.add_argument("--out", required=True, help="JSON file; rows are appended to its 'rows' list")
+    ap.add_argument("--out", default="", help="JSON file; rows are appended to its 'rows' list")
+    ap.add_argument("--check", action="store_true", help="only check the reference copy (no CUDA needed)")
     args = ap.parse_args(argv)
+    if args.check:
+        problems = check(args.impl, Path(args.ref))
+        for p in problems:
+            print(f"[refdrive] {p}", file=sys.stderr)
+        print(f"[refdrive] {args.impl}: {'ok' if not problems else f'{len(problems)} problem(s)'}", file=sys.stderr)
+        return 1 if problems else 0
+    if not args.out:
+        ap.error("--out is required (except with --check)")
     out = Path(args.out)
     doc = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {"rows": []}
     row: dict[str, Any] = {"name": f"{args.impl}-reference", "family": "image-text", "impl": "reference",

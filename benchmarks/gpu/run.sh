@@ -47,7 +47,8 @@ fi
 # 3. our rows at paper shapes (or tiny), with the reference rows merged in
 if [ "$TINY" = 1 ]; then ARGS=(--tiny --budget-s 90); else ARGS=(--budget-s "$MEASURE_S"); fi
 log "measure ${ARGS[*]}"
-timeout $((MEASURE_S + 120)) $PY benchmarks/gpu/measure.py "${ARGS[@]}" --ref-rows "$REF_JSON" --out "$OUT/gpu.json" \
+timeout $((MEASURE_S + 120)) $PY benchmarks/gpu/measure.py "${ARGS[@]}" --ref-rows "$REF_JSON" --tests-xml "$OUT/tests.xml" \
+  --out "$OUT/gpu.json" \
   2>&1 | tee "$OUT/measure.log" | grep -E "^\[measure\]" >&2
 echo "measure_rc=${PIPESTATUS[0]}" | tee -a "$OUT/run.log"
 log "done; results in $OUT/gpu.json"
