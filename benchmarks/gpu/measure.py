@@ -457,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
                 d = vl_distiller(method, params, vl, device, buffers)
                 res = time_row(d.step, device, args.iters, args.row_s)
                 res["pairs_used"] = int(d.n)
+                res["theta_numel"] = int(d.flat.numel) if hasattr(d, "flat") else None  # one student parameter vector
                 return res
             record(name, "image-text", "mmdistill", {**notes, "image": list(vl.image), "text_dim": vl.text_dim,
                                                       "pairs": vl.pairs, "image_arch": vl.image_arch}, vl_fn)
