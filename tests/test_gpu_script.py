@@ -91,3 +91,19 @@ def test_refdrive_check_on_the_local_copy(impl):
     if not ref.is_dir():
         pytest.skip(f"{ref} absent (bash benchmarks/gpu/get_refs.sh copies it; never committed)")
     assert refdrive.check(impl, ref) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", sorted(refdrive.IMPLS))
+def test_refdrive_cpu_dry_run(impl, tmp_path):
+    """The driver runs the reference loop end to end (CPU, tiny shapes) where timm and a local copy exist."""
+    ref = ROOT / ".gpu-ref" / impl
+    if not ref.is_dir():
+        pytest.skip(f"{ref} absent (bash benchmarks/gpu/get_refs.sh)")
+    pytest.importorskip("timm")
+    out = tmp_path / "ref.json"
+    r = subprocess.run([sys.executable, str(GPU / "refdrive.py"), impl, "--ref", str(ref), "--iters", "2",
+                        "--cpu-dry-run", "--out", str(out)], env=_env(), capture_output=True, text=True, timeout=600)
+    row = json.loads(out.read_text())["rows"][0]
+    assert r.returncode == 0 and row["status"] == "ok", (row.get("error"), r.stderr[-2000:])
+    assert row["timed_iters"] == 1 and row["s_per_iter"] > 0 and "wandb" in row["stubbed"]

@@ -3,8 +3,8 @@
 # implementations, into $OUT (the device tool's output folder; benchmarks/gpu-out/ when unset).
 #   bash benchmarks/gpu/run.sh           # on the GPU machine, 6-9 minutes
 #   bash benchmarks/gpu/run.sh --tiny    # tiny shapes on the CPU: checks the script itself, < 2 minutes
-# Time limits (seconds, override by environment): TESTS_S 120, REF_S 75 each, MEASURE_S 240 (rows past it are
-# skipped; hard stop 60 s later): at most 570 s in all, inside the device tool's 600 s per command.
+# Time limits (seconds, override by environment): TESTS_S 100, REF_S 90 each, MEASURE_S 240 (rows past it are
+# skipped; hard stop 60 s later): at most 580 s in all, inside the device tool's 600 s per command.
 set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-benchmarks/gpu-out}
@@ -13,7 +13,7 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 TINY=0
 [ "${1:-}" = "--tiny" ] && TINY=1
-TESTS_S=${TESTS_S:-120}; MEASURE_S=${MEASURE_S:-240}; REF_S=${REF_S:-75}
+TESTS_S=${TESTS_S:-100}; MEASURE_S=${MEASURE_S:-240}; REF_S=${REF_S:-90}
 log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
 
 log "python $($PY -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())')"
