@@ -292,3 +292,32 @@ def test_evaluation_retrieval(device):
     step = 100.0 / te.text_to_image.numel()
     for k in ref:
         assert abs(got[k] - ref[k]) <= 2 * step + 1e-9, f"{k}: {got[k]} on {device} vs {ref[k]} on cpu"
+
+
+# ------------------------------------------------------------------------------------------ KD trainer
+@pytest.mark.parametrize("method", ["kd", "fd-cmkd"])
+def test_kd_training(device, method):
+    """A whole cross-modal KD run (teacher, then student with the loss) on the device vs on the CPU."""
+    from mmdistill.data.paired import PairedDataset
+    from mmdistill.kd.config import KDRunConfig
+    from mmdistill.kd.trainer import run_seed
+
+    def toy(split, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        y = torch.arange(n) % 3
+        return PairedDataset("toy-av", split, "classification",
+                             {"audio": torch.randn(n, 1, 8, 8, generator=g) + y.view(-1, 1, 1, 1),
+                              "visual": torch.randn(n, 1, 6, 6, generator=g) + y.view(-1, 1, 1, 1)}, labels=y)
+
+    def one(dev):
+        cfg = from_dict(KDRunConfig, {"dataset": "toy-av", "method": method, "teacher_modality": "audio",
+                                      "student_modality": "visual", "device": dev,
+                                      "student_train": {"epochs": 2, "batch_size": 16},
+                                      "teacher_train": {"epochs": 2, "batch_size": 16},
+                                      "student": {"kwargs": {"width": 8}}, "teacher": {"kwargs": {"width": 8}}})
+        return run_seed(cfg, toy("train", 48, 0), toy("test", 30, 1), seed=0)
+
+    ref, got = one("cpu"), one(device)
+    step = 100.0 / 30
+    for k in ("student_acc", "teacher_acc"):
+        assert abs(got[k] - ref[k]) <= 2 * step + 1e-9, f"{method} {k}: {got[k]} on {device} vs {ref[k]} on cpu"

@@ -362,6 +362,19 @@ def header(device: torch.device, tiny: bool, precision: str) -> dict[str, Any]:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": []}
 
 
+def junit_summary(path: Path) -> dict[str, Any]:
+    """Counts of a pytest JUnit XML file (tests, failures, errors, skipped) and the names of failing tests."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    out: dict[str, Any] = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    out["failed"] = [f"{c.get('classname')}::{c.get('name')}" for c in root.iter("testcase")
+                     if c.find("failure") is not None or c.find("error") is not None][:50]
+    out["file"] = path.name
+    return out
+
+
 def write(out: Path, doc: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -380,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=300.0, help="skip the remaining rows after this many seconds")
     ap.add_argument("--only", default="", help="comma-separated row-name prefixes to run (default: all)")
     ap.add_argument("--ref-rows", default="", help="JSON rows of refdrive.py to include (reference implementations)")
+    ap.add_argument("--tests-xml", default="", help="JUnit XML of the CUDA test run to summarise (run.sh)")
     args = ap.parse_args(argv)
 
     if args.tiny and args.device == "auto":
@@ -392,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     doc["shapes"] = {"image_text": {k: v for k, v in vars(vl).items()}, "audio_visual": {k: v for k, v in vars(av).items()}}
     if args.ref_rows and Path(args.ref_rows).is_file():
         doc["rows"].extend(json.loads(Path(args.ref_rows).read_text(encoding="utf-8")).get("rows", []))
+    if args.tests_xml and Path(args.tests_xml).is_file():
+        doc["tests"] = junit_summary(Path(args.tests_xml))
     only = [s for s in args.only.split(",") if s]
     t_start = time.perf_counter()
 
@@ -421,8 +437,33 @@ def main(argv: list[str] | None = None) -> int:
         reset(device)
         return row
 
-    # audio-visual (cheap) first, then experts, then the image-text methods (MTT-VL, the costliest, last)
-    ds_av = av_dataset(av)
+    # priority order (rows past --budget-s are skipped): the rows the targets compare (RepBlend, LoRS, TESLA-VL),
+    # MDM, the audio-visual rows, the expert steps, then MTT-VL (the costliest, possibly out of memory)
+    rows = vl_rows(vl, args.precision)
+    order = ["repblend", "lors", "tesla-vl", "mdm"]  # then anything else (CovMatch, RAHA)
+    first = sorted((r for r in rows if not r[0].startswith("mtt-vl")),
+                   key=lambda r: next((i for i, o in enumerate(order) if r[0].startswith(o)), len(order)))
+    last = [r for r in rows if r[0].startswith("mtt-vl")]
+    buffers: dict[str, MemoryBuffer] = {}
+
+    def vl_block(block) -> None:
+        for name, method, params, notes in block:
+            if not wanted(name):
+                continue
+            if not buffers:
+                buffers.update(full=memory_buffer(vl, "full", 3), heads=memory_buffer(vl, "heads", 3))
+
+            def vl_fn(method=method, params=params):
+                d = vl_distiller(method, params, vl, device, buffers)
+                res = time_row(d.step, device, args.iters, args.row_s)
+                res["pairs_used"] = int(d.n)
+                res["theta_numel"] = int(d.flat.numel) if hasattr(d, "flat") else None  # one student parameter vector
+                return res
+            record(name, "image-text", "mmdistill", {**notes, "image": list(vl.image), "text_dim": vl.text_dim,
+                                                      "pairs": vl.pairs, "image_arch": vl.image_arch}, vl_fn)
+
+    vl_block(first)
+    ds_av = av_dataset(av) if any(wanted(r[0]) for r in av_rows(av, args.precision)) else None
     for name, method, ipc, params in av_rows(av, args.precision):
         if wanted(name):
             def av_fn(method=method, ipc=ipc, params=params):
@@ -441,18 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     if experts:
         doc["expert_trajectory"] = trajectory_minutes(experts)
         write(out, doc)
-    rows = vl_rows(vl, args.precision)
-    if any(wanted(r[0]) for r in rows):
-        buffers = {"full": memory_buffer(vl, "full", 3), "heads": memory_buffer(vl, "heads", 3)}
-        for name, method, params, notes in rows:
-            if wanted(name):
-                def vl_fn(method=method, params=params):
-                    d = vl_distiller(method, params, vl, device, buffers)
-                    res = time_row(d.step, device, args.iters, args.row_s)
-                    res["pairs_used"] = int(d.n)
-                    return res
-                record(name, "image-text", "mmdistill", {**notes, "image": list(vl.image), "text_dim": vl.text_dim,
-                                                          "pairs": vl.pairs, "image_arch": vl.image_arch}, vl_fn)
+    vl_block(last)
     doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     doc["wall_s"] = round(time.perf_counter() - t_start, 1)
     write(out, doc)

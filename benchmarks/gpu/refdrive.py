@@ -19,8 +19,10 @@ supplies what the machine lacks:
 * an iteration clock: their loop's ``tqdm`` is replaced by an iterator that synchronises CUDA and records the
   time between iterations; evaluation is off (``--eval_it 0``).
 
-The reference code needs CUDA (it moves modules with ``.to('cuda')``). Output: JSON rows (same fields as
-measure.py's) in ``--out``.
+The reference code needs CUDA (it moves modules with ``.to('cuda')``). ``--cpu-dry-run`` (a test of this driver
+on a machine without a GPU) maps those moves to the CPU, shrinks the shapes (32×32 images, 8 pairs, 2 student
+steps) and stands in for torchvision when it cannot be imported; its timings mean nothing. Output: JSON rows (same
+fields as measure.py's) in ``--out``.
 """
 
 from __future__ import annotations
@@ -70,7 +72,11 @@ def argv_for(impl: str, buffer_dir: str, iterations: int) -> list[str]:
             "--eval_it", "0", "--image_pretrained", "", "--disabled_wandb", "True", "--name", f"refdrive-{impl}"]
 
 
-def stub_missing(names=("wandb", "clip", "kornia")) -> list[str]:
+DRY_RUN_ARGV = ["--num_queries", "8", "--mini_batch_size", "4", "--syn_steps", "2"]
+DRY_RUN_IMAGE, DRY_RUN_PAIRS = (3, 32, 32), 8
+
+
+def stub_missing(names=("wandb", "clip", "kornia", "cv2")) -> list[str]:
     """Empty stand-ins for packages the reference imports but the distillation loop does not use."""
     stubbed = []
     for name in names:
@@ -125,8 +131,72 @@ def write_buffers(torch, networks, args_ns, out: Path, projection_only: bool) ->
     del net
 
 
-def drive(impl: str, ref: Path, iterations: int) -> dict[str, Any]:
+class _AnyMeta(type):
+    """Classes whose every attribute is another such class (a stand-in for a missing package's API)."""
+
+    def __getattr__(cls, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _AnyMeta(attr, (), {"__init__": lambda self, *a, **k: None, "__call__": lambda self, *a, **k: None})
+
+
+class _StubFinder:
+    """Import hook: any ``<root>.*`` module becomes a permissive stand-in (``--cpu-dry-run`` without torchvision)."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def find_spec(self, name, path=None, target=None):
+        import importlib.machinery
+
+        if name == self.root or name.startswith(self.root + "."):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        mod = types.ModuleType(spec.name)
+        mod.__path__ = []  # a package: submodule imports go through this finder too
+
+        def __getattr__(attr):
+            if attr.startswith("__"):
+                raise AttributeError(attr)
+            return _AnyMeta(attr, (), {"__init__": lambda self, *a, **k: None, "__call__": lambda self, *a, **k: None})
+        mod.__getattr__ = __getattr__  # type: ignore[attr-defined]
+        return mod
+
+    def exec_module(self, module):
+        pass
+
+
+def cpu_dry_run(torch) -> None:
+    """Map the reference's CUDA moves to the CPU and make the CUDA clock/memory calls no-ops (driver tests only)."""
+    def cpu(x):
+        if isinstance(x, str) and x.startswith("cuda"):
+            return "cpu"
+        if isinstance(x, torch.device) and x.type == "cuda":
+            return torch.device("cpu")
+        return x
+
+    def wrap(orig):
+        def to(self, *a, **k):
+            if "device" in k:
+                k["device"] = cpu(k["device"])
+            return orig(self, *(cpu(x) for x in a), **k)
+        return to
+
+    torch.nn.Module.to = wrap(torch.nn.Module.to)
+    torch.Tensor.to = wrap(torch.Tensor.to)
+    torch.nn.Module.cuda = lambda self, *a, **k: self
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    for name in ("synchronize", "empty_cache", "reset_peak_memory_stats"):
+        setattr(torch.cuda, name, lambda *a, **k: None)
+    torch.cuda.max_memory_allocated = lambda *a, **k: 0
+
+
+def drive(impl: str, ref: Path, iterations: int, dry_run: bool = False) -> dict[str, Any]:
     spec = IMPLS[impl]
+    ref = ref.resolve()  # the script runs from a temporary directory
+    image, pairs = (DRY_RUN_IMAGE, DRY_RUN_PAIRS) if dry_run else (IMAGE, PAIRS)
     script = ref / spec["script"]
     if not script.is_file():
         raise FileNotFoundError(f"{script}: not found; --ref must be a copy of the {impl} repository "
@@ -136,7 +206,16 @@ def drive(impl: str, ref: Path, iterations: int) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    if not torch.cuda.is_available():
+    if dry_run:
+        cpu_dry_run(torch)
+        try:
+            import torchvision  # noqa: F401
+        except Exception:  # absent, or a build that does not match this torch
+            for k in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
+                del sys.modules[k]
+            sys.meta_path.insert(0, _StubFinder("torchvision"))
+            stubbed.append("torchvision")
+    elif not torch.cuda.is_available():
         raise RuntimeError("the reference implementations need CUDA (they call .to('cuda'))")
     import data as ref_data  # the reference's packages (on sys.path first)
     import src.networks as networks
@@ -145,18 +224,18 @@ def drive(impl: str, ref: Path, iterations: int) -> dict[str, Any]:
 
     class Train:
         def get_all_captions(self):
-            return [f"caption {i}" for i in range(4 * PAIRS)]
+            return [f"caption {i}" for i in range(4 * pairs)]
 
     def fake_dataset(args):
         return None, None, Train(), None
 
     def fake_embeddings(file_type, process_func, args, data_source):
-        n = 5000 if file_type == "text" else 4 * PAIRS
+        n = 5000 if file_type == "text" else 4 * pairs
         return {"bert_test_embed": np.random.default_rng(0).standard_normal((n, TEXT_DIM)).astype(np.float32)}
 
     def fake_pairs(n, *a, **k):
         g = torch.Generator().manual_seed(0)
-        return torch.randn(n, *IMAGE, generator=g), torch.randn(n, TEXT_DIM, generator=g)
+        return torch.randn(n, *image, generator=g), torch.randn(n, TEXT_DIM, generator=g)
 
     from transformers import BertConfig, BertModel
 
@@ -173,7 +252,7 @@ def drive(impl: str, ref: Path, iterations: int) -> dict[str, Any]:
     tqdm_mod.tqdm = clock
 
     work = Path(tempfile.mkdtemp(prefix=f"refdrive-{impl}-"))
-    argv = argv_for(impl, str(work / "buffer"), iterations)
+    argv = argv_for(impl, str(work / "buffer"), iterations) + (DRY_RUN_ARGV if dry_run else [])
     (work / "buffer").mkdir()
     ns = types.SimpleNamespace(image_encoder="nfnet", text_encoder="bert", image_pretrained=False,
                                image_trainable=True, text_pretrained=True, text_trainable=False, distill=True,
@@ -197,13 +276,48 @@ def drive(impl: str, ref: Path, iterations: int) -> dict[str, Any]:
             "stubbed": stubbed, "argv": argv[1:], "command_source": spec["source"]}
 
 
+def check(impl: str, ref: Path) -> list[str]:
+    """Problems that would stop :func:`drive` before it starts, found without CUDA: a missing script or helper,
+    or a flag of ``argv_for`` that the script's argument parser does not define."""
+    spec = IMPLS[impl]
+    script = ref / spec["script"]
+    if not script.is_file():
+        return [f"{script}: not found"]
+    text = script.read_text(encoding="utf-8", errors="replace")
+    problems = []
+    for a in argv_for(impl, "BUF", 2)[1:]:
+        if a.startswith("--"):
+            flag = a.split("=", 1)[0]
+            if f"'{flag}'" not in text and f'"{flag}"' not in text:
+                problems.append(f"{script.name}: no argument {flag}")
+    helpers = {"src/vl_distill_utils.py": ["def load_or_process_file"], "src/networks.py": ["def get_bert_stuff",
+               "class CLIPModel_full"], "data/__init__.py": ["def get_dataset"]}
+    for rel, needles in helpers.items():
+        f = ref / rel
+        src = f.read_text(encoding="utf-8", errors="replace") if f.is_file() else ""
+        problems += [f"{rel}: {n!r} not found" for n in needles if n not in src]
+    if "from tqdm import tqdm" not in text or "for it in tqdm(range(" not in text:
+        problems.append(f"{script.name}: the iteration loop is not `for it in tqdm(range(...))` (the clock hooks tqdm)")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("impl", choices=sorted(IMPLS))
     ap.add_argument("--ref", required=True, help="directory holding a copy of the reference repository")
     ap.add_argument("--iters", type=int, default=4, help="iterations to run (the first is the warm-up)")
-    ap.add_argument("--out", required=True, help="JSON file; rows are appended to its 'rows' list")
+    ap.add_argument("--out", default="", help="JSON file; rows are appended to its 'rows' list")
+    ap.add_argument("--check", action="store_true", help="only check the reference copy (no CUDA needed)")
+    ap.add_argument("--cpu-dry-run", action="store_true", help="run the driver on the CPU at tiny shapes (tests)")
     args = ap.parse_args(argv)
+    if args.check:
+        problems = check(args.impl, Path(args.ref))
+        for p in problems:
+            print(f"[refdrive] {p}", file=sys.stderr)
+        print(f"[refdrive] {args.impl}: {'ok' if not problems else f'{len(problems)} problem(s)'}", file=sys.stderr)
+        return 1 if problems else 0
+    if not args.out:
+        ap.error("--out is required (except with --check)")
     out = Path(args.out)
     doc = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {"rows": []}
     row: dict[str, Any] = {"name": f"{args.impl}-reference", "family": "image-text", "impl": "reference",
@@ -211,7 +325,10 @@ def main(argv: list[str] | None = None) -> int:
                                       "minibatch": 40 if args.impl == "lors" else 20, "syn_steps": 8, "rank": 20}}
     t0 = time.perf_counter()
     try:
-        row.update(drive(args.impl, Path(args.ref), args.iters))
+        row.update(drive(args.impl, Path(args.ref), args.iters, dry_run=args.cpu_dry_run))
+        if args.cpu_dry_run:
+            row.update(name=f"{args.impl}-reference-dry-run", shapes={**row["shapes"], "pairs": DRY_RUN_PAIRS,
+                                                                      "image": list(DRY_RUN_IMAGE)})
         row["status"] = "ok"
     except (Exception, SystemExit) as e:  # recorded, so the GPU run's other rows still come back (argparse exits)
         oom = type(e).__name__ == "OutOfMemoryError"

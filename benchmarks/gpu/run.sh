@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU session's one script (benchmarks/gpu/README.md): CUDA tests, then the cost table, then the reference
 # implementations, into $OUT (the device tool's output folder; benchmarks/gpu-out/ when unset).
-#   bash benchmarks/gpu/run.sh           # on the GPU machine, about 9 minutes
+#   bash benchmarks/gpu/run.sh           # on the GPU machine, 6-9 minutes
 #   bash benchmarks/gpu/run.sh --tiny    # tiny shapes on the CPU: checks the script itself, < 2 minutes
-# Time limits (seconds, override by environment): TESTS_S 150, MEASURE_S 270 (rows skipped past it), REF_S 90 each.
+# Time limits (seconds, override by environment): TESTS_S 100, REF_S 90 each, MEASURE_S 240 (rows past it are
+# skipped; hard stop 60 s later): at most 580 s in all, inside the device tool's 600 s per command.
 set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-benchmarks/gpu-out}
@@ -12,7 +13,7 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 TINY=0
 [ "${1:-}" = "--tiny" ] && TINY=1
-TESTS_S=${TESTS_S:-150}; MEASURE_S=${MEASURE_S:-270}; REF_S=${REF_S:-90}
+TESTS_S=${TESTS_S:-100}; MEASURE_S=${MEASURE_S:-240}; REF_S=${REF_S:-90}
 log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
 
 log "python $($PY -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())')"
@@ -47,7 +48,8 @@ fi
 # 3. our rows at paper shapes (or tiny), with the reference rows merged in
 if [ "$TINY" = 1 ]; then ARGS=(--tiny --budget-s 90); else ARGS=(--budget-s "$MEASURE_S"); fi
 log "measure ${ARGS[*]}"
-timeout $((MEASURE_S + 120)) $PY benchmarks/gpu/measure.py "${ARGS[@]}" --ref-rows "$REF_JSON" --out "$OUT/gpu.json" \
+timeout $((MEASURE_S + 60)) $PY benchmarks/gpu/measure.py "${ARGS[@]}" --ref-rows "$REF_JSON" --tests-xml "$OUT/tests.xml" \
+  --out "$OUT/gpu.json" \
   2>&1 | tee "$OUT/measure.log" | grep -E "^\[measure\]" >&2
 echo "measure_rc=${PIPESTATUS[0]}" | tee -a "$OUT/run.log"
 log "done; results in $OUT/gpu.json"
