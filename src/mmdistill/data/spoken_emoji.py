@@ -155,8 +155,8 @@ class SpokenEmoji:
     NAME = "spoken-emoji"
     DEFAULTS: dict[str, Any] = {
         "num_classes": 9, "concepts_per_class": 40, "n_train_voices": len(TRAIN_VOICES), "n_test_voices": len(TEST_VOICES),
-        "n_mels": 32, "frames": 32, "duration_s": 2.0, "n_fft": 256, "snr_db": None,
-        "image_size": 32, "min_scale": 0.45, "max_scale": 0.95, "max_rotation": 20.0, "image_noise": 0.0,
+        "n_mels": 32, "frames": 32, "duration_s": 2.0, "n_fft": 512, "snr_db": None,
+        "image_size": 32, "min_scale": 0.7, "max_scale": 1.0, "max_rotation": 10.0, "image_noise": 0.0,
         "concept_seed": 0, "aug_seed": 0, "workers": 2,
     }
 
