@@ -246,8 +246,8 @@ class EncoderBank:
         """Train whatever pairs are missing; return the manifest.
 
         One job per bank seed (its snapshot epochs are one training run), through :func:`mmdistill.dist.jobs.run_jobs`:
-        under ``torchrun`` rank r trains seeds r, r+W, …; rank 0 then records every finished pair in the manifest
-        (ecosystem.md §C.5 item 2). A pair is finished when its manifest record verifies, or - not yet recorded,
+        under ``torchrun`` rank r trains seeds r, r+W, …; rank 0 then records every finished pair in the manifest.
+        A pair is finished when its manifest record verifies, or - not yet recorded,
         e.g. written by another rank or a killed run - when its (atomically written) file exists.
         """
         if self.cfg.num_seeds < 1 or (self.cfg.pretrained and not self.cfg.snapshot_epochs):
