@@ -28,7 +28,10 @@ Choices the sources leave open, each a field with the recommended default [unver
 * ``detach_plan``: the Sinkhorn plan is differentiated through its unrolled iterations (False, default) or held fixed;
 * energies: e_syn = ‖U_kᵀC_syn V_k‖²_F, e_real = Σ_{i≤k} σᵢ², e_res = ‖C_syn‖²_F − e_syn (C_syn the synthetic
   tangent cross-covariance, centred like CovMatch's);
-* ``jitter``: diagonal jitter added to C_real before the SVD.
+* ``jitter``: diagonal jitter added to C_real before the SVD;
+* ``normalize``: L2-normalise the projected features before the lift (False, default: lift G·h as it is, as the
+  formulas read). The proxy's contrastive loss uses cosine logits, so the scale of G·h is otherwise free; with
+  ``normalize`` every point lies at geodesic radius s from the origin and −d_c/τ is bounded like CLIP's cos/τ.
 
 Geometry note: log_o ∘ exp_o is the identity, so the SVD sees s·z; only hITC and the geodesic relevance are
 hyperbolic.
@@ -73,6 +76,7 @@ class RAHAConfig(ProxyMatchConfig):
     detach_plan: bool = False  # [unverified] unrolled Sinkhorn (False) or a fixed plan
     jitter: float = 1e-6  # [unverified] diagonal jitter of C_real before the SVD
     energy_eps: float = 1e-8  # ε in the regularisers' denominators
+    normalize: bool = False  # [unverified] L2-normalise G·h before the lift (see the module docstring)
     proxy: ProxyConfig = field(default_factory=lambda: ProxyConfig(batch_size=64))
 
 
@@ -118,6 +122,8 @@ class RAHA(ProxyMatchDistiller):
         """Hyperboloid points (x_v, x_t) and tangent features (u_v, u_t) of a batch."""
         m, c = self.proxy.model, self.cfg
         z_v, z_t = m.project(*m.features(images, texts))
+        if c.normalize:
+            z_v, z_t = F.normalize(z_v, dim=1), F.normalize(z_t, dim=1)
         x_v, x_t = expmap0(c.lift_scale * z_v, c.curvature), expmap0(c.lift_scale * z_t, c.curvature)
         return x_v, x_t, logmap0(x_v, c.curvature), logmap0(x_t, c.curvature)
 
