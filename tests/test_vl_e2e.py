@@ -19,6 +19,8 @@ from mmdistill.data.karpathy import coco_to_karpathy
 from mmdistill.nets import create_net
 from mmdistill.runs import distill, resolve_run_config
 
+pytestmark = pytest.mark.slow  # every shipped vl config end to end
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "vl"
 # trajectory-matching configs; MDM's (no inner loop, other cost knobs) run in tests/test_mdm.py, CovMatch's and
 # RAHA's (no experts) in tests/test_covmatch_raha.py

@@ -38,8 +38,8 @@ from tqdm import tqdm
 
 from ..data.paired import PairedDataset
 from ..data.root import cache_dir
-from ..dist.context import is_main
-from ..dist.jobs import Job, main_first, run_jobs
+from ..parallel.context import is_main
+from ..parallel.jobs import Job, main_first, run_jobs
 from ..distill.losses import contrastive_logits, info_nce
 from ..errors import ConfigError, DataError
 from ..evaluate.augment import augment_modality
