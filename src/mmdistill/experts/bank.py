@@ -42,8 +42,8 @@ from torch import Tensor, nn
 
 from ..data.paired import PairedDataset
 from ..data.root import cache_dir
-from ..dist.context import context as dist_context
-from ..dist.jobs import Job, run_jobs
+from ..parallel.context import context as dist_context
+from ..parallel.jobs import Job, run_jobs
 from ..errors import ConfigError, IntegrityError
 from ..evaluate.augment import augment_modality
 from ..evaluate.retrieval import info_nce as info_nce_logits
@@ -245,7 +245,7 @@ class EncoderBank:
     def ensure(self) -> dict[str, Any]:
         """Train whatever pairs are missing; return the manifest.
 
-        One job per bank seed (its snapshot epochs are one training run), through :func:`mmdistill.dist.jobs.run_jobs`:
+        One job per bank seed (its snapshot epochs are one training run), through :func:`mmdistill.parallel.jobs.run_jobs`:
         under ``torchrun`` rank r trains seeds r, r+W, …; rank 0 then records every finished pair in the manifest.
         A pair is finished when its manifest record verifies, or - not yet recorded,
         e.g. written by another rank or a killed run - when its (atomically written) file exists.
