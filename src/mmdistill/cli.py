@@ -174,8 +174,13 @@ def _cmd_experts(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench.runner import run_suite
+    from .bench.runner import forget_rows, run_suite
 
+    if args.forget or args.prune:
+        removed = forget_rows(args.suite, Path(args.out), args.forget, args.prune, args.suites, args.configs)
+        print(f"[bench] removed the rows of {len(removed)} cell(s) from benchmarks/{args.suite}.json"
+              + "".join(f"\n  {c}" for c in removed))
+        return 0
     run_suite(args.suite, out_dir=Path(args.out), only=args.only, jobs=args.jobs, data_root=args.data_root,
               render_only=args.render_only, suites_dir=args.suites, configs_dir=args.configs)
     return 0
@@ -288,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, default=2,
                    help="cells run in parallel (processes); each gets cores/jobs threads unless OMP_NUM_THREADS is set")
     b.add_argument("--render-only", action="store_true", help="re-render BENCHMARKS.md from benchmarks/*.json")
+    b.add_argument("--forget", action="append", default=None, metavar="TEXT",
+                   help="remove the rows of cells whose id contains TEXT (measured with a method version that no "
+                        "longer exists), re-render, run nothing")
+    b.add_argument("--prune", action="store_true",
+                   help="remove the rows of cells the suite no longer defines, re-render, run nothing")
     b.add_argument("--suites", help="directory of suite files <suite>.yaml (default: OUT/benchmarks/suites)")
     b.add_argument("--configs", help="directory of the shipped run configs (default: OUT/configs)")
     _add_common(b)
