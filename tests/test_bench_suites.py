@@ -44,15 +44,25 @@ def test_av_cells():
     assert hard1["dm-avdd-lr"].method == "dm" and hard1["dm-avdd-lr"].label == "dm-avdd-lr"
     cfg = load_yaml(CONFIGS / "av" / "dm-avdd-lr_av-digits-hard.yaml")
     assert hard1["dm-avdd-lr"].params == cfg["params"]
-    assert hard1["davdd-no-private"].params["use_private"] is False
-    assert hard1["davdd-random-nets"].params["bank"]["pretrained"] is False
-    assert hard1["davdd-random-nets"].params["bank"]["num_seeds"] == hard1["davdd"].params["bank"]["num_seeds"]
-    assert hard1["davdd"].extra_archs == ["lenet", "alexnet", "vgg11", "resnet18"] and hard1["davdd-no-proto"].extra_archs == []
-    for c in cells:  # the target chain distils three sets, the rest one
-        if c.method in ("dm", "avdd", "davdd"):
+    assert hard1["davdd-init"].method == "davdd" and hard1["davdd-init"].params["iterations"] == 0
+    assert {k: v for k, v in hard1["davdd-init"].params.items() if k != "iterations"} == \
+        {k: v for k, v in hard1["davdd"].params.items() if k != "iterations"}  # DAVDD's own start, same set-up
+    assert hard1["davdd"].extra_archs == ["lenet", "alexnet", "vgg11", "resnet18"] and hard1["davdd-init"].extra_archs == []
+    for c in cells:  # the target chain distils three sets, and spoken-emoji's headline methods; the rest one
+        if c.method in ("dm", "avdd", "davdd") and c.dataset != "spoken-emoji":
             assert c.syn_seeds == ([0, 1, 2] if (c.dataset, c.budget) == ("av-digits-hard", 1) else [0]), c.id
     assert by[("av-digits", "herding", 10)].params == {"proxy": {"epochs": 4}}
-    assert all(c.data == {"n_mels": 32, "frames": 32} for c in cells)
+    assert all(c.data == {"n_mels": 32, "frames": 32} for c in cells if c.dataset != "spoken-emoji")
+    se = {(c.row_method, c.budget): c for c in cells if c.dataset == "spoken-emoji"}
+    assert all(c.data == {} and c.av_retrieval for c in se.values())
+    assert not any(c.av_retrieval for c in cells if c.dataset != "spoken-emoji")
+    for m in ("dm", "avdd", "davdd", "davdd-init"):
+        assert se[(m, 10)].syn_seeds == [0, 1, 2]
+    ablations = {m for m, b in se if m.startswith("davdd-no-") or m == "davdd-random-bank"}
+    assert ablations == {"davdd-no-private", "davdd-no-common", "davdd-no-intermodal", "davdd-random-bank",
+                         "davdd-no-prototypes", "davdd-no-infonce"}
+    assert se[("davdd-no-private", 10)].params["no_private"] is True
+    assert se[("davdd", 10)].extra_archs == ["lenet", "alexnet", "vgg11", "resnet18"]
 
 
 def test_extra_archs_env_restricts_the_run(monkeypatch):

@@ -90,7 +90,7 @@ def encode(x: Tensor, layout: str, f: int, m: int | None = None) -> Tensor:
         raise ConfigError(f"encode needs a multiple of {m} rows, got {x.shape[0]}")
     n = x.shape[0] // m
     h, w = x.shape[-2], x.shape[-1]
-    out = torch.zeros((n, *x.shape[1:]), dtype=x.dtype)
+    out = torch.zeros((n, *x.shape[1:]), dtype=x.dtype, device=x.device)
     for b, (y0, y1, x0, x1) in enumerate(_blocks(h, w, layout, f, m)):
         out[..., y0:y1, x0:x1] = _resize(x[b * n:(b + 1) * n], (y1 - y0, x1 - x0))
     return out

@@ -186,15 +186,18 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 
 
 def evaluate_run(run_dir: str | Path, *, arch: str | None = None, seeds: list[int] | None = None,
-                 overrides: list[str] | None = None, baseline: bool = True, data_root: str | None = None) -> Results:
+                 overrides: list[str] | None = None, baseline: bool = True, data_root: str | None = None,
+                 task: str | None = None) -> Results:
     """Evaluate a run directory: one job per seed (``RUN_DIR/eval/<arch>/seed<k>.json``, resumable), assembled
-    into ``results.json`` / ``results.<arch>.json`` (:class:`EvalCell`; under torchrun split over ranks)."""
+    into ``results.json`` / ``results.<arch>.json`` (:class:`EvalCell`; under torchrun split over ranks).
+    ``task="retrieval"`` on an audio–visual run: audio–visual retrieval into ``results.retrieval.json``."""
     return run_eval_cells([eval_cell(run_dir, arch=arch, seeds=seeds, overrides=overrides, baseline=baseline,
-                               data_root=data_root)])[0]
+                                     data_root=data_root, task=task)])[0]
 
 
 def evaluate_full(dataset: str, out: str | Path, *, data: dict[str, Any] | None = None, arch: str | None = None,
-                  seeds: list[int] | None = None, overrides: list[str] | None = None, data_root: str | None = None) -> Results:
+                  seeds: list[int] | None = None, overrides: list[str] | None = None, data_root: str | None = None,
+                  task: str | None = None) -> Results:
     """Evaluate the full training set (upper bound) into ``out``, one job per seed like :func:`evaluate_run`."""
     return run_eval_cells([full_eval_cell(dataset, out, data=data, arch=arch, seeds=seeds, overrides=overrides,
                                 data_root=data_root)])[0]
@@ -215,9 +218,25 @@ EVAL_DIR = "eval"
 _HEAD = ("dataset", "method", "budget", "protocol", "metrics")
 
 
-def results_name(arch: str | None) -> str:
-    """``results.json`` for the default architecture, ``results.<arch>.json`` for a cross-architecture one."""
-    return "results.json" if not arch else f"results.{arch}.json"
+def results_name(arch: str | None, task: str | None = None) -> str:
+    """``results.json`` for the default architecture, ``results.<arch>.json`` for a cross-architecture one;
+    audio–visual retrieval (``task="av-retrieval"``) writes ``results.retrieval.json`` / ``results.retrieval.<arch>.json``."""
+    stem = "results.retrieval" if task == "av-retrieval" else "results"
+    return f"{stem}.json" if not arch else f"{stem}.{arch}.json"
+
+
+def cell_protocol(requested: str | None, data_task: str, arch: str | None, fields: dict[str, Any]) -> Protocol:
+    """The protocol of an evaluation cell: the dataset's own task (default), or ``requested``.
+
+    ``"retrieval"`` on an audio–visual (classification) dataset is the audio–visual retrieval protocol
+    (:mod:`mmdistill.evaluate.av_retrieval`); ``fields`` are that protocol's (callers keep only ``seeds`` of a
+    run's classification fields)."""
+    if requested in (None, data_task):
+        return default_protocol(data_task, arch=arch, **fields)
+    if requested == "retrieval" and data_task == "classification":
+        return default_protocol("av-retrieval", arch=arch, **fields)
+    raise ConfigError(f"evaluation task {requested!r} does not apply to a {data_task} dataset "
+                      f"(choose {data_task!r}{', or retrieval for an audio-visual set' if data_task == 'classification' else ''})")
 
 
 class _Datasets:
@@ -255,11 +274,19 @@ class EvalCell:
         return self.arch or str(getattr(self.proto, "arch", None) or getattr(self.proto, "image_arch"))
 
     @property
+    def task(self) -> str | None:
+        """"av-retrieval" for the audio–visual retrieval protocol, else None (the dataset's own task)."""
+        from .evaluate.av_retrieval import AVRetrievalProtocol
+
+        return "av-retrieval" if isinstance(self.proto, AVRetrievalProtocol) else None
+
+    @property
     def results_path(self) -> Path:
-        return self.out_dir / results_name(self.arch)
+        return self.out_dir / results_name(self.arch, self.task)
 
     def seed_path(self, seed: int, kind: str = "seed") -> Path:
-        return self.out_dir / EVAL_DIR / self.arch_name / f"{kind}{seed}.json"
+        sub = f"retrieval-{self.arch_name}" if self.task else self.arch_name
+        return self.out_dir / EVAL_DIR / sub / f"{kind}{seed}.json"
 
     def key(self, seed: int, kind: str) -> str:
         one = replace(self.proto, seeds=[seed])
@@ -329,33 +356,39 @@ class EvalCell:
 
 
 def eval_cell(run_dir: str | Path, *, arch: str | None = None, seeds: list[int] | None = None,
-             overrides: list[str] | None = None, baseline: bool = True, datasets: _Datasets | None = None,
-             data_root: str | None = None) -> EvalCell:
-    """The evaluation cell of a run directory under its config's ``eval`` fields, ``overrides`` and ``seeds``."""
+              overrides: list[str] | None = None, baseline: bool = True, datasets: _Datasets | None = None,
+              data_root: str | None = None, task: str | None = None) -> EvalCell:
+    """The evaluation cell of a run directory under its config's ``eval`` fields, ``overrides`` and ``seeds``
+    (``task``: see :func:`cell_protocol`)."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     datasets = datasets or _Datasets(data_root)
-    fields = apply_overrides(dict(cfg.eval), overrides or [])
+    man = read_json(run_dir / "manifest.json") or {}
+    data_task = (man.get("meta") or {}).get("task") or datasets.get(cfg.dataset or "", "train", cfg.data).task
+    fields = dict(cfg.eval)
+    if task not in (None, data_task):  # another protocol: only the run's seeds carry over
+        fields = {k: v for k, v in fields.items() if k == "seeds"}
+    fields = apply_overrides(fields, overrides or [])
     if seeds is not None:  # --seeds beats the run config's eval.seeds
         fields["seeds"] = list(seeds)
-    man = read_json(run_dir / "manifest.json") or {}
-    task = (man.get("meta") or {}).get("task") or datasets.get(cfg.dataset or "", "train", cfg.data).task
-    proto = default_protocol(task, arch=arch, **fields)
+    proto = cell_protocol(task, data_task, arch, fields)
     sha = sha256_file(run_dir / "synthetic.safetensors") if (run_dir / "synthetic.safetensors").is_file() else None
     return EvalCell(out_dir=run_dir, arch=arch, dataset=cfg.dataset or "", data=dict(cfg.data), proto=proto,
                     datasets=datasets, run_dir=run_dir, device=cfg.device, baseline=baseline, set_sha=sha)
 
 
 def full_eval_cell(dataset: str, out: str | Path, *, data: dict[str, Any] | None = None, arch: str | None = None,
-              seeds: list[int] | None = None, overrides: list[str] | None = None, datasets: _Datasets | None = None,
-              data_root: str | None = None) -> EvalCell:
-    """The evaluation cell of the full real training set (the upper bound), written under ``out``."""
+                   seeds: list[int] | None = None, overrides: list[str] | None = None,
+                   datasets: _Datasets | None = None, data_root: str | None = None,
+                   task: str | None = None) -> EvalCell:
+    """The evaluation cell of the full real training set (the upper bound), written under ``out``
+    (``task``: see :func:`cell_protocol`)."""
     datasets = datasets or _Datasets(data_root)
     fields = apply_overrides({}, overrides or [])
     if seeds is not None:
         fields["seeds"] = list(seeds)
-    task = datasets.get(dataset, "train", dict(data or {})).task
-    proto = default_protocol(task, arch=arch, **fields)
+    data_task = datasets.get(dataset, "train", dict(data or {})).task
+    proto = cell_protocol(task, data_task, arch, fields)
     return EvalCell(out_dir=Path(out), arch=arch, dataset=dataset, data=dict(data or {}), proto=proto, datasets=datasets,
                     baseline=False)
 

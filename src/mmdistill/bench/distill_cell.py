@@ -20,6 +20,8 @@ METRICS = {
     "classification": ["fused_acc", "audio_acc", "visual_acc"],
     "retrieval": ["r_mean", "ir@1", "ir@5", "ir@10", "tr@1", "tr@5", "tr@10"],
 }
+# audio-visual retrieval of an audio-visual set (``Cell.av_retrieval``), row metric = "avr_" + protocol metric
+AV_RETRIEVAL_METRICS = ["r_mean", "a2i@1", "a2i@5", "a2i@10", "i2a@1", "i2a@5", "i2a@10", "chance@1"]
 
 
 def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
@@ -44,12 +46,25 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
     cpu_s_per_iter: list[float] = []  # CPU seconds per iteration: comparable across cells run under different load
     per_arch: dict[str, list[dict[str, float]]] = {a: [] for a in archs}
     protocols: dict[str, dict[str, Any]] = {}
+    av_ret = cell.av_retrieval and train.task == "classification"
+    ret_proto: dict[str, Any] = {}
+
+    def retrieval(syn: Any, seeds: list[int]) -> None:
+        """The eval_arch's per-seed metrics gain the audio-visual retrieval ones (``avr_*``)."""
+        proto = default_protocol("av-retrieval", arch=cell.eval_arch, seeds=seeds)
+        r = evaluate_set(syn, train, test, proto) if syn is not None else evaluate_real(train, test, proto)
+        ret_proto.update(r.protocol)
+        for i, row in enumerate(per_arch[cell.eval_arch][-len(seeds):]):
+            row.update({f"avr_{k}": v["per_seed"][i] for k, v in r.metrics.items()})
+
     if cell.method == "full":
         for a in archs:
             proto = default_protocol(train.task, arch=a, **{**cell.eval, "seeds": cell.seeds})
             res = evaluate_real(train, test, proto)
             per_arch[a] = [{k: v["per_seed"][i] for k, v in res.metrics.items()} for i in range(len(cell.seeds))]
             protocols[a] = res.protocol
+        if av_ret:
+            retrieval(None, list(cell.seeds))
     else:
         method_cls = get_method(cell.method)
         method_cfg = from_dict(method_cls.Config, cell.params, where=f"bench cell {cell.id}")
@@ -71,6 +86,8 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
                     r = evaluate_set(syn, train, test, proto)
                     protocols[a] = r.protocol
                     per_arch[a] += [{k: v["per_seed"][i] for k, v in r.metrics.items()} for i in range(len(eval_seeds))]
+                if av_ret:
+                    retrieval(syn, list(eval_seeds))
     wall = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak = usage.ru_maxrss / 1024.0
@@ -89,7 +106,8 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
             "cell": cid, "data_params": cell.data, **cell.extra,
         }
         arows = []
-        for name in METRICS[train.task]:
+        names = METRICS[train.task] + ([f"avr_{k}" for k in AV_RETRIEVAL_METRICS] if av_ret and a == cell.eval_arch else [])
+        for name in names:
             if name in metrics:
                 m = metrics[name]
                 arows.append({**base, "metric": name, "mean": m["mean"], "std": m["std"], "per_seed": m["per_seed"]})
@@ -112,6 +130,9 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
         p["eval_seeds"] = cell.seeds
         p["syn_seeds"] = cell.syn_seeds if cell.syn_seeds is not None else (cell.seeds if cell.method != "full" else None)
         arows[0]["protocol"] = p
+        if av_ret and a == cell.eval_arch:
+            first = next(r for r in arows if r["metric"].startswith("avr_"))
+            first["protocol"] = {**ret_proto, "eval_seeds": cell.seeds}
         rows += arows
     return rows
 

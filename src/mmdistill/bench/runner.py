@@ -74,6 +74,28 @@ def merge_rows(path: Path, cell_ids: list[str], new: list[dict[str, Any]]) -> No
         atomic_write_json(path, rows)
 
 
+def forget_rows(suite: str, out_dir: Path, texts: list[str] | None = None, prune: bool = False,
+                suites_dir: str | Path | None = None, configs_dir: str | Path | None = None) -> list[str]:
+    """Remove rows from ``benchmarks/<suite>.json``: those whose cell id contains one of ``texts`` (rows measured
+    with a method version that no longer exists) and, with ``prune``, those of cells the suite no longer defines.
+    Returns the removed cell ids (sorted) and re-renders; the rows to re-measure are then run with ``--only``."""
+    out_dir = Path(out_dir)
+    sdir, cdir = find_dirs(suites_dir, configs_dir, root=out_dir)
+    live = {i for c in load_suite(suite, sdir, cdir).cells for i in c.ids} if prune else set()
+    path = out_dir / "benchmarks" / f"{suite}.json"
+    with _locked(path):
+        rows = load_rows(path)
+
+        def gone(r: dict[str, Any]) -> bool:
+            cid = str(r.get("cell"))
+            return any(t in cid for t in texts or []) or (prune and cid not in live)
+
+        removed = sorted({str(r.get("cell")) for r in rows if gone(r)})
+        atomic_write_json(path, [r for r in rows if not gone(r)])
+    render(out_dir / "benchmarks", out_dir / "BENCHMARKS.md", sdir)
+    return removed
+
+
 def run_suite(suite: str, out_dir: Path, only: list[str] | None = None, jobs: int = 1, data_root: str | None = None,
               render_only: bool = False, suites_dir: str | Path | None = None,
               configs_dir: str | Path | None = None) -> Path:

@@ -31,6 +31,8 @@ class Cell:
     label: str | None = None  # row method name when it differs from the CLI method (ablations)
     extra: dict[str, Any] = field(default_factory=dict)  # fields copied into every row (e.g. syn_steps)
     threads: int | None = None  # intra-op threads of the cell's process (None: the machine's default)
+    # audio-visual sets: also evaluate the eval_arch sets by audio-visual retrieval (metrics ``avr_*``)
+    av_retrieval: bool = False
 
     @property
     def row_method(self) -> str:

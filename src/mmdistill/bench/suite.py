@@ -16,7 +16,8 @@ the product datasets x budgets x methods (in that nesting order); its fields:
   before any cell runs, :mod:`mmdistill.bench.buffers`);
 - ``eval_config`` / ``eval_encoder_of``: the ``eval`` block of a config (without its seeds) / the pretrained
   image encoder of a config's expert buffer, shared by every cell so all rows have one protocol;
-- ``where``: ``[{dataset, budget, methods, set: {field: value}}]`` rules overriding fields of matching cells.
+- ``where``: ``[{dataset, budget, methods, set: {field: value}}]`` rules overriding fields of matching cells;
+- ``av_retrieval: true``: audio-visual sets are also evaluated by audio-visual retrieval (ConvNet; rows ``avr_*``).
 
 ``MMDISTILL_BENCH_EXTRA_ARCHS`` (comma list, "" for none) restricts the extra evaluation architectures of a run.
 """
@@ -36,7 +37,7 @@ from .spec import Cell, KDCell
 ARCHS_ENV = "MMDISTILL_BENCH_EXTRA_ARCHS"
 _GROUP_KEYS = {"datasets", "directions", "budgets", "unit", "methods", "config", "variants", "params", "data", "eval",
                "seeds", "syn_seeds", "extra_archs", "extra", "eval_arch", "label_suffix", "expert_buffer",
-               "eval_config", "eval_encoder_of", "where"}
+               "eval_config", "eval_encoder_of", "where", "av_retrieval"}
 _CELL_OVERRIDES = {"seeds", "syn_seeds", "params", "extra_archs", "extra", "eval"}
 
 
@@ -84,7 +85,11 @@ def _config(configs_dir: Path, pattern: str, method: str, dataset: str) -> dict[
 
 
 def _archs(group: dict[str, Any]) -> list[str]:
-    archs = list(group.get("extra_archs") or [])
+    return _restrict(list(group.get("extra_archs") or []))
+
+
+def _restrict(archs: list[str]) -> list[str]:
+    """``archs`` as ``MMDISTILL_BENCH_EXTRA_ARCHS`` restricts them (unset: unchanged)."""
     env = os.environ.get(ARCHS_ENV)
     if env is None or not archs:
         return archs
@@ -155,11 +160,13 @@ def _distill_group(suite: Suite, group: dict[str, Any], cdir: Path) -> list[Cell
                 params = merge(merge(params, group.get("params") or {}), variant.get("params") or {})
                 fields: dict[str, Any] = {"seeds": list(group.get("seeds") or [0, 1, 2]),
                                           "syn_seeds": group.get("syn_seeds"), "extra_archs": _archs(group),
-                                          "extra": dict(group.get("extra") or {})}
+                                          "extra": dict(group.get("extra") or {}),
+                                          "av_retrieval": bool(group.get("av_retrieval", False))}
                 fields.update({k: v for k, v in variant.items() if k in _CELL_OVERRIDES - {"params"}})
                 for rule in group.get("where") or []:
                     if _matches(rule, ds, budget, row):
                         fields.update(rule.get("set") or {})
+                fields["extra_archs"] = _restrict(list(fields["extra_archs"] or []))
                 if group.get("expert_buffer"):
                     experts = params.get("experts")
                     if not isinstance(experts, dict):

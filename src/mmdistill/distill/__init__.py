@@ -10,6 +10,7 @@ _MODULES = ["mmdistill.distill.coreset", "mmdistill.distill.mtt_vl", "mmdistill.
             "mmdistill.distill.lors", "mmdistill.distill.repblend"]
 _MODULES += ["mmdistill.distill.dm", "mmdistill.distill.avdd", "mmdistill.distill.davdd"]  # audio-visual
 _MODULES += ["mmdistill.distill.mdm"]  # multimodal distribution matching
+_MODULES += ["mmdistill.distill.covmatch", "mmdistill.distill.raha"]  # trajectory-free, online proxy
 
 
 def _ensure_loaded() -> None:

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ..coreset.proxy import ProxyConfig
 from ..errors import ConfigError
 from ..nets import create_net
+from ..precision import autocast, check_precision, widen
 from ..synth import SyntheticSet
 from . import factor as fac
 from .base import Distiller, restore_optimizer
@@ -83,6 +84,7 @@ class AVMatchConfig:
     net: AVNetConfig = field(default_factory=AVNetConfig)
     dsa: DSAConfig = field(default_factory=DSAConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)  # feature run for herding init
+    precision: str = "fp32"  # embedding passes of class_means: "fp32" or "bf16" (autocast on CUDA; mmdistill/precision.py)
 
 
 class AVMatchDistiller(Distiller):
@@ -99,6 +101,7 @@ class AVMatchDistiller(Distiller):
         missing = [m for m in MODALITIES if m not in dataset.tensors]
         if missing:
             raise ConfigError(f"method {self.name!r}: dataset {dataset.name!r} lacks modality {missing} (has {dataset.modalities})")
+        check_precision(getattr(cfg, "precision", "fp32"), f"method {self.name!r}: precision")
         if cfg.batch_real < 1:
             raise ConfigError(f"batch_real must be >= 1, got {cfg.batch_real}")
         for fld, default in (("dsa_draw", "per_class"), ("momentum_leaves", "per_class")):
@@ -177,10 +180,11 @@ class AVMatchDistiller(Distiller):
                     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Mean embeddings (real detached, synthetic with grad) after the shared Siamese augmentation."""
         mu_r, mu_s = {}, {}
-        for m in MODALITIES:
-            with torch.no_grad():
-                mu_r[m] = nets[m].embed(self.dsa(real[m], m, aug)).mean(0)
-            mu_s[m] = nets[m].embed(self.dsa(syn[m], m, aug)).mean(0)
+        with autocast(getattr(self.cfg, "precision", "fp32"), self.device):
+            for m in MODALITIES:
+                with torch.no_grad():
+                    mu_r[m] = widen(nets[m].embed(self.dsa(real[m], m, aug))).mean(0)
+                mu_s[m] = widen(nets[m].embed(self.dsa(syn[m], m, aug))).mean(0)
         return mu_r, mu_s
 
     def check_equal_dims(self, nets: dict[str, nn.Module]) -> None:

@@ -42,7 +42,7 @@ def contrastive_logits(z_img: Tensor, z_txt: Tensor, log_scale: float | Tensor, 
     ``scale_bug=True``: ``log_scale * cos`` - MTT-VL's ``distill.py`` inner loop (vl-distillation.md §2).
     """
     cos = F.normalize(z_img, dim=-1) @ F.normalize(z_txt, dim=-1).T
-    ls = log_scale if isinstance(log_scale, Tensor) else torch.tensor(float(log_scale), dtype=cos.dtype)
+    ls = log_scale if isinstance(log_scale, Tensor) else torch.tensor(float(log_scale), dtype=cos.dtype, device=cos.device)
     return (ls if scale_bug else ls.exp()) * cos
 
 

@@ -1,7 +1,7 @@
 """Image-text trajectory matching: the one distiller behind ``mtt-vl``, ``tesla-vl``, ``lors``, ``repblend``.
 
 Synthetic pairs are images (pixels) and text vectors in the frozen text encoder's space (MiniLM here,
-BERT-CLS in the papers; vl-distillation.md §1.2), plus learned student step sizes ``syn_lr_img`` /
+BERT-CLS in the papers), plus learned student step sizes ``syn_lr_img`` /
 ``syn_lr_txt`` and optionally LoRS's learned similarity S (:mod:`.similarity`). One outer iteration:
 
 1. sample an expert k and a start epoch s < ``max_start_epoch``; θ₀ = θ*ₖ,ₛ, θ* = θ*ₖ,ₛ₊M (M = ``expert_epochs``);
@@ -12,7 +12,7 @@ BERT-CLS in the papers; vl-distillation.md §1.2), plus learned student step siz
 
 Inner contrastive loss: ``infonce`` (identity targets) or a soft loss (``wbce`` ...) against S[B, B]
 (identity when there is no learned S); ``infonce`` together with a learned S is the soft InfoNCE
-−Σⱼ Sᵢⱼ log softmax(z)ᵢⱼ (spec §3 "other options"; equals InfoNCE at S = I). Logits use ``exp(log_scale)``; ``reproduce_scale_bug`` uses
+−Σⱼ Sᵢⱼ log softmax(z)ᵢⱼ (equals InfoNCE at S = I). Logits use ``exp(log_scale)``; ``reproduce_scale_bug`` uses
 ``log_scale`` as MTT-VL's released ``distill.py`` does.
 
 ``student: heads`` (RepBlend): θ holds only the two projection heads; the frozen encoder's features of all
@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..precision import autocast, check_precision, widen
 from ..seed import derive_seed, generator
 from ..experts.buffers import ExpertBuffer, ExpertConfig, ensure_buffer
 from ..experts.model import FlatDualEncoder, build_model
@@ -88,7 +89,7 @@ class VLTMConfig:
     lr_floor: float = 1e-6  # clamp the learned step sizes at >= lr_floor after each update (0 = off, as the released code)
     grad_clip: float = 0.0  # clip the gradient norm of pixels, text vectors and similarity factors, each (0 = off; MDM clips 1.0)
     lr_teacher: float = 0.1  # initial student step size (= the experts' lr)
-    # per-budget learning rates, e.g. {500: {lr_txt: 0.3}}: the papers tune lrs per budget (vl-distillation.md §3
+    # per-budget learning rates, e.g. {500: {lr_txt: 0.3}}: the papers tune lrs per budget (their
     # hyperparameter table); keys are pair budgets, values override the lr_* fields above for that budget only
     lrs_by_budget: dict[int, dict[str, float]] = field(default_factory=dict)
     learn_lr: bool = True  # learn syn_lr_img / syn_lr_txt
@@ -97,6 +98,7 @@ class VLTMConfig:
     budget_fair: bool = True  # reduce the pair count so every stored float fits the budget (N-1 pairs)
     buffer: str | None = None  # expert buffer directory; None = the cache path keyed by dataset + experts
     experts: ExpertConfig = field(default_factory=ExpertConfig)  # how to train the buffer if it is missing
+    precision: str = "fp32"  # student forward passes: "fp32" or "bf16" (autocast on CUDA; mmdistill/precision.py)
 
 
 @dataclass
@@ -144,6 +146,7 @@ class VLTrajectoryDistiller(Distiller):
             raise ConfigError(f"{self.name}: lr_grad 'per_branch' (the released code's step-size gradient) needs gradient 'tesla'")
         if c.batching not in ("independent", "chunks"):
             raise ConfigError(f"{self.name}: batching must be 'independent' or 'chunks', got {c.batching!r}")
+        check_precision(c.precision, f"{self.name}: precision")
         if c.expert_epochs < 1 or c.max_start_epoch < 1 or c.syn_steps < 1:
             raise ConfigError(f"{self.name}: expert_epochs, max_start_epoch and syn_steps must be >= 1")
 
@@ -181,6 +184,7 @@ class VLTrajectoryDistiller(Distiller):
             from safetensors.torch import load_file
 
             self.model.image_encoder.load_state_dict(load_file(str(self.buffer.encoder_path)))
+        self.model.to(self.device)  # weights drawn on the CPU, so every device starts from the same student
         self.flat = FlatDualEncoder(self.model, c.student, self.buffer.net.temperature)
         if self.flat.sizes != self.buffer.sizes:
             raise ConfigError(f"{self.buffer.path}: buffer parameter sizes {self.buffer.sizes} differ from the student's {self.flat.sizes}")
@@ -203,13 +207,14 @@ class VLTrajectoryDistiller(Distiller):
             t = texts[idx].clone()
         else:
             t = texts.mean() + texts.std() * torch.randn(n, texts.shape[1], generator=gen)
-        self.images = x.requires_grad_(True)
-        self.texts = t.requires_grad_(True)
-        self.syn_lr_img = torch.tensor([c.lr_teacher]).requires_grad_(c.learn_lr)
-        self.syn_lr_txt = torch.tensor([c.lr_teacher]).requires_grad_(c.learn_lr)
+        dev = self.device
+        self.images = x.to(dev).requires_grad_(True)
+        self.texts = t.to(dev).requires_grad_(True)
+        self.syn_lr_img = torch.tensor([c.lr_teacher], device=dev).requires_grad_(c.learn_lr)
+        self.syn_lr_txt = torch.tensor([c.lr_teacher], device=dev).requires_grad_(c.learn_lr)
         self.sim = None
         if c.similarity != "none":
-            self.sim = Similarity.init(n, c.similarity, c.sim_rank, c.sim_alpha, gen=gen).requires_grad_(True)
+            self.sim = Similarity.init(n, c.similarity, c.sim_rank, c.sim_alpha, gen=gen).to(dev).requires_grad_(True)
         self.opt = self.build_optimizer()
 
     def build_optimizer(self) -> torch.optim.SGD:
@@ -225,7 +230,7 @@ class VLTrajectoryDistiller(Distiller):
     # ---------------------------------------------------------------------------------------- inner loss
     def _targets(self, d: dict[str, Tensor], idx: Tensor) -> Tensor:
         if self.sim is None:
-            return torch.eye(idx.numel(), dtype=d["text"].dtype)
+            return torch.eye(idx.numel(), dtype=d["text"].dtype, device=d["text"].device)
         return self.sim.block_from({k[4:]: v for k, v in d.items() if k.startswith("sim_")}, idx)
 
     def inner_loss(self, theta: Tensor, idx: Tensor, step: int, d: dict[str, Tensor]) -> Tensor:
@@ -234,7 +239,9 @@ class VLTrajectoryDistiller(Distiller):
             lam, perm = self._blend[step]
             img = lam * img + (1.0 - lam) * img[perm]
             txt = lam * txt + (1.0 - lam) * txt[perm]
-        logits = self.flat.logits(theta, img, txt, scale_bug=self.cfg.reproduce_scale_bug)
+        with autocast(self.cfg.precision, theta.device):
+            logits = self.flat.logits(theta, img, txt, scale_bug=self.cfg.reproduce_scale_bug)
+        logits = widen(logits)
         if self.cfg.loss == "infonce" and self.sim is None:
             return info_nce(logits)
         return soft_loss(self.cfg.loss)(logits, self._targets(d, idx))
@@ -243,10 +250,12 @@ class VLTrajectoryDistiller(Distiller):
         if self.cfg.student == "full":
             img = self.images
         elif batches is None:
-            img = self.flat.encode_frozen(self.images)
+            with autocast(self.cfg.precision, self.images.device):
+                img = widen(self.flat.encode_frozen(self.images))
         else:  # heads: encode only the synthetic images this iteration's minibatches use (rows not used stay 0)
             used = torch.unique(torch.cat(batches))
-            feats = self.flat.encode_frozen(self.images[used])
+            with autocast(self.cfg.precision, self.images.device):
+                feats = widen(self.flat.encode_frozen(self.images[used]))
             img = feats.new_zeros(self.n, feats.shape[1]).index_put((used,), feats)
         d = {"image": img, "text": self.texts}
         if self.sim is not None:
@@ -287,10 +296,12 @@ class VLTrajectoryDistiller(Distiller):
     def apply(self, draw: IterationDraw) -> dict[str, float]:
         """One outer iteration with the given draws: student unroll, matching gradient, one SGD step."""
         c = self.cfg
-        k, s, batches = draw.expert, draw.start_epoch, draw.batches
-        start = self.buffer.load(k, s)
-        target = self.buffer.load(k, s + c.expert_epochs)
-        self._blend = draw.blend
+        dev = self.images.device
+        k, s = draw.expert, draw.start_epoch
+        batches = [b.to(dev) for b in draw.batches]  # draws are made on the CPU (same on every device)
+        start = self.buffer.load(k, s).to(dev)
+        target = self.buffer.load(k, s + c.expert_epochs).to(dev)
+        self._blend = [(lam, perm.to(dev)) for lam, perm in draw.blend]
         data = self._data(batches)
         etas = [self.syn_lr_img, self.syn_lr_txt]
         res = trajectory_match(c.gradient, self.inner_loss, start, target, batches,
@@ -328,8 +339,9 @@ class VLTrajectoryDistiller(Distiller):
 
     def export(self) -> SyntheticSet:
         c = self.cfg
-        t = self.texts.detach().clone()
-        extras = {"syn_lr_img": self.syn_lr_img.detach().clone(), "syn_lr_txt": self.syn_lr_txt.detach().clone()} if c.learn_lr else {}
+        t = self.texts.detach().cpu().clone()
+        extras = {"syn_lr_img": self.syn_lr_img.detach().cpu().clone(),
+                  "syn_lr_txt": self.syn_lr_txt.detach().cpu().clone()} if c.learn_lr else {}
         meta = self.base_meta()
         if self.sim is not None:
             extras.update(self.sim.extras())
@@ -346,14 +358,14 @@ class VLTrajectoryDistiller(Distiller):
         meta["image_encoder_weights"] = str(enc) if enc else None
         meta["eval_hint"] = {"trained_modules": "heads" if c.student == "heads" else "full", "lr_source": "learned" if c.learn_lr else "fixed",
                              "net": self.buffer.net.protocol_fields()}
-        return SyntheticSet(tensors={"image": self.images.detach().clone(), "text": t}, extras=extras, meta=meta)
+        return SyntheticSet(tensors={"image": self.images.detach().cpu().clone(), "text": t}, extras=extras, meta=meta)
 
     def state_dict(self) -> dict[str, Any]:
-        s = {"images": self.images.detach().clone(), "texts": self.texts.detach().clone(),
-             "syn_lr_img": self.syn_lr_img.detach().clone(), "syn_lr_txt": self.syn_lr_txt.detach().clone(),
+        s = {"images": self.images.detach().cpu().clone(), "texts": self.texts.detach().cpu().clone(),
+             "syn_lr_img": self.syn_lr_img.detach().cpu().clone(), "syn_lr_txt": self.syn_lr_txt.detach().cpu().clone(),
              "opt": self.opt.state_dict(), "init_indices": self.init_indices}
         if self.sim is not None:
-            s["sim"] = {k: v.detach().clone() for k, v in self.sim.tensors.items()}
+            s["sim"] = {k: v.detach().cpu().clone() for k, v in self.sim.tensors.items()}
         return s
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

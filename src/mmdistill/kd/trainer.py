@@ -73,7 +73,8 @@ def _probe_dims(net: nn.Module, shape: tuple[int, ...], taps: dict[str, str], io
     net.eval()
     paths = sorted(set(taps.values()))
     with torch.no_grad():
-        _, f = _forward(net, torch.zeros(2, *shape), paths, io)
+        dev = next(net.parameters()).device  # the net may already sit on the training device
+        _, f = _forward(net, torch.zeros(2, *shape, device=dev), paths, io)
     net.train(was)
     return {k: int(f[p].shape[1]) for k, p in taps.items()}
 
