@@ -5,6 +5,9 @@
 NAME is a run of ``results.json`` (its ``overrides`` are merged over the davdd config's params). One synthetic
 set (seed 0) x 3 evaluation seeds, ConvNet, as the rows of ``results.json``. At the default av-digits-hard IPC 1
 the measured point replaces its entry in ``results.json``; other datasets/IPCs are printed only.
+
+The overrides are fields of DAVDD as implemented at commit 0384fa3 (see README.md): run this script against
+that version of the package.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ step (lr 0.05) and with scale-normalised terms, to separate the step length from
 
 If DAVDD shrinks the bank gap and raises the bank NCM accuracy while the fresh-net gap and accuracy get worse,
 the set has been fitted to features specific to the trained encoders (non-robust, adversarial-like pixel
-changes) that fresh evaluation nets cannot use. Run from the repository root (writes ``results.json``)::
+changes) that fresh evaluation nets cannot use. Written for DAVDD as implemented at commit 0384fa3 (see README.md).
+Run from the repository root (writes ``results.json``)::
 
     OMP_NUM_THREADS=1 python benchmarks/studies/davdd_diagnose/diagnose.py [dataset] [ipc]
 """
