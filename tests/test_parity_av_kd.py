@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mmdistill.data.paired import PairedDataset
-from mmdistill.distill import factor as fac
+from mmdistill import factor as fac
 from mmdistill.distill.avdd import AVDD, AVDDConfig, avdd_loss
 from mmdistill.distill.base import Budget
 from mmdistill.distill.dm import DMAV
