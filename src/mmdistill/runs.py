@@ -200,7 +200,7 @@ def evaluate_full(dataset: str, out: str | Path, *, data: dict[str, Any] | None 
                   task: str | None = None) -> Results:
     """Evaluate the full training set (upper bound) into ``out``, one job per seed like :func:`evaluate_run`."""
     return run_eval_cells([full_eval_cell(dataset, out, data=data, arch=arch, seeds=seeds, overrides=overrides,
-                                data_root=data_root)])[0]
+                                          data_root=data_root, task=task)])[0]
 
 
 # ------------------------------------------------------------------------------------------------------------------
