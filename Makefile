@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mmdistill-installed
 
-.PHONY: setup browser demo test bench clean-venv
+.PHONY: setup browser tts demo test test-fast bench clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 setup: $(STAMP)
 
-demo: setup
+demo: setup tts
 	$(PY) -m mmdistill.demo
 
 # Headless Chromium for the report tests (tests/test_report_browser.py); Debian's package, as root in CI.
@@ -25,8 +25,20 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) \
 	  || { echo "make test needs chromium for the report tests: apt-get install chromium (as root)"; exit 1; }
 
-test: setup browser
+# Offline speech synthesis and the second emoji art style for the spoken-emoji dataset (data/spoken_emoji.py).
+tts:
+	@{ command -v espeak-ng && command -v flite && test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf; } >/dev/null 2>&1 \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends espeak-ng flite fonts-noto-color-emoji) \
+	  || { echo "spoken-emoji needs espeak-ng, flite and fonts-noto-color-emoji: apt-get install espeak-ng flite fonts-noto-color-emoji (as root)"; exit 1; }
+
+# Everything: unit tests, import-layer contracts, and the `slow` ones (fault loops, multi-process, browser,
+# paper-shape configs).
+test: setup browser tts
 	MMDISTILL_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider
+
+# The quick loop while editing (about two minutes on 2 cores): everything not marked `slow`.
+test-fast: setup tts
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 bench: setup
 	$(VENV)/bin/mmdistill bench --suite quick

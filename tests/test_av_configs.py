@@ -20,6 +20,7 @@ from mmdistill.runs import distill, resolve_run_config
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "av").glob("*.yaml"))
 TINY = ["params.iterations=2", "params.batch_real=4", "params.net.width=4", "params.proxy.epochs=1",
         "params.proxy.width=4", "params.proxy.depth=1", "run.eval_every=0"]
+SPOKEN_EMOJI_SMALL = {"num_classes": 2, "concepts_per_class": 10, "n_train_voices": 3, "n_test_voices": 2}
 TINY_DAVDD = ["params.bank.num_seeds=1", "params.bank.snapshot_epochs=[1]", "params.decoupler.hidden=8",
               "params.decoupler.dim=4", "params.decoupler.epochs=1"]
 
@@ -35,7 +36,7 @@ def _one_thread():
 def test_there_are_quick_and_paper_configs():
     names = {p.name for p in CONFIGS}
     for m in ("dm", "avdd", "dm-avdd-lr", "davdd"):
-        assert f"{m}_av-digits.yaml" in names and f"{m}_av-digits-hard.yaml" in names
+        assert f"{m}_av-digits.yaml" in names and f"{m}_av-digits-hard.yaml" in names and f"{m}_spoken-emoji.yaml" in names
     for m in ("dm", "avdd", "davdd"):
         assert f"{m}_av-prepared.yaml" in names
 
@@ -57,6 +58,8 @@ def test_av_config_runs_two_iterations(path, tmp_path, monkeypatch):
         if not (resolve_data_root() / "fsdd").is_dir():
             pytest.skip("../shared/data not present")
         assert full.net.width == 32 and full.batch_real <= 64
+    if cfg0.dataset == "spoken-emoji":  # a small build of the same loader (the full one takes a minute)
+        overrides += [f"data.{k}={v}" for k, v in SPOKEN_EMOJI_SMALL.items()]
     cfg = resolve_run_config(path, overrides, ipc=1)
     run_dir, syn = distill(cfg, tmp_path / "run", progress=False)
     assert len(syn) == syn.meta["stored_ipc"] * len(syn.meta["class_names"] or [0, 1])

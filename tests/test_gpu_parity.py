@@ -232,7 +232,7 @@ def _kd_inputs(dev: str, dims) -> "KDInputs":  # noqa: F821
 
 
 def _kd_names() -> list[str]:
-    from mmdistill.kd.losses import kd_method_names
+    from mmdistill.kd.registry import kd_method_names
 
     return kd_method_names()
 
@@ -240,7 +240,7 @@ def _kd_names() -> list[str]:
 @pytest.mark.parametrize("name", _kd_names())
 def test_kd_losses(device, name):
     from mmdistill.kd.base import Dims
-    from mmdistill.kd.losses import get_kd_loss
+    from mmdistill.kd.registry import get_kd_loss
 
     cls = get_kd_loss(name)
     dims = Dims(s_feat=8, t_feat=10, s_mid=6, t_mid=7)

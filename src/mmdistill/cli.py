@@ -133,6 +133,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     seeds = list(range(args.seeds)) if args.seeds else None
     if args.real:
+        from .data import get_dataset_spec
         from .evaluate.reference import full_reference_dir
         from .runs import load_run_config
 
@@ -143,10 +144,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             return 2
         data = dict(like.data) if like and like.dataset == dataset else {}
         fields = dict(like.eval) if like and like.dataset == dataset else {}
+        if args.task and args.task != get_dataset_spec(dataset).info().get("task"):
+            fields = {k: v for k, v in fields.items() if k == "seeds"}  # the run's fields belong to another protocol
         overrides = [f"{k}={json.dumps(v)}" for k, v in fields.items()] + list(args.set)
         out = args.run_dir or full_reference_dir(dataset, data, apply_overrides(fields, args.set))
         res = evaluate_full(dataset, out, data=data, arch=args.arch, seeds=seeds, overrides=overrides,
-                            data_root=args.data_root)
+                            data_root=args.data_root, task=args.task)
         args.dataset = dataset
         print(f"full training set ({args.dataset}): {res.line()}")
         print(f"results: {Path(out)}")
@@ -155,12 +158,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print("mmdistill evaluate needs RUN_DIR (or --real --dataset NAME)", file=sys.stderr)
         return 2
     _print_results(evaluate_run(args.run_dir, arch=args.arch, seeds=seeds, overrides=args.set, baseline=not args.no_baseline,
-                                data_root=args.data_root))
+                                data_root=args.data_root, task=args.task))
     return 0
 
 
 def _cmd_experts(args: argparse.Namespace) -> int:
-    from .experts.cli import train_from_config
+    from .experts_cli import train_from_config
 
     buf = train_from_config(args.config, args.set, dataset=args.dataset, out=args.out, data_root=args.data_root,
                             progress=not args.quiet)
@@ -171,10 +174,15 @@ def _cmd_experts(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench.runner import run_suite
+    from .bench.runner import forget_rows, run_suite
 
+    if args.forget or args.prune:
+        removed = forget_rows(args.suite, Path(args.out), args.forget, args.prune, args.suites, args.configs)
+        print(f"[bench] removed the rows of {len(removed)} cell(s) from benchmarks/{args.suite}.json"
+              + "".join(f"\n  {c}" for c in removed))
+        return 0
     run_suite(args.suite, out_dir=Path(args.out), only=args.only, jobs=args.jobs, data_root=args.data_root,
-              render_only=args.render_only)
+              render_only=args.render_only, suites_dir=args.suites, configs_dir=args.configs)
     return 0
 
 
@@ -248,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--like", metavar="RUN_DIR", help="--real: the dataset, data parameters and protocol fields of this "
                    "run (the reference its report shows; cached under $MMDISTILL_CACHE/full-data/ unless RUN_DIR given)")
     e.add_argument("--no-baseline", action="store_true", help="skip the same-size random subset")
+    e.add_argument("--task", choices=["classification", "retrieval"],
+                   help="evaluation task (default: the dataset's); retrieval on an audio-visual run trains fresh "
+                   "audio and visual encoders with InfoNCE and writes results.retrieval.json (a2i/i2a R@1/5/10)")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a protocol field")
     _add_common(e)
     e.set_defaults(func=_cmd_evaluate)
@@ -282,15 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, default=2,
                    help="cells run in parallel (processes); each gets cores/jobs threads unless OMP_NUM_THREADS is set")
     b.add_argument("--render-only", action="store_true", help="re-render BENCHMARKS.md from benchmarks/*.json")
+    b.add_argument("--forget", action="append", default=None, metavar="TEXT",
+                   help="remove the rows of cells whose id contains TEXT (measured with a method version that no "
+                        "longer exists), re-render, run nothing")
+    b.add_argument("--prune", action="store_true",
+                   help="remove the rows of cells the suite no longer defines, re-render, run nothing")
+    b.add_argument("--suites", help="directory of suite files <suite>.yaml (default: OUT/benchmarks/suites)")
+    b.add_argument("--configs", help="directory of the shipped run configs (default: OUT/configs)")
     _add_common(b)
     b.set_defaults(func=_cmd_bench)
 
     # Subcommands owned by their own packages (each module's add_parsers(sub) registers them).
     from .report.cli import add_parsers as _add_report_parsers
-    from .dist.cli import add_parsers as _add_dist_parsers
+    from .sweep_cli import add_parsers as _add_sweep_parsers
 
     _add_report_parsers(sub)
-    _add_dist_parsers(sub)
+    _add_sweep_parsers(sub)
     return ap
 
 

@@ -16,7 +16,7 @@ from .root import resolve_data_root
 
 DATASETS: Registry[Any] = Registry("dataset")
 
-_MODULES = ["av_digits", "emoji", "coco_mini", "karpathy", "av_prepared"]
+_MODULES = ["av_digits", "emoji", "coco_mini", "karpathy", "av_prepared", "spoken_emoji"]
 
 
 def _ensure_loaded() -> None:

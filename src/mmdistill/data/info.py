@@ -42,6 +42,10 @@ def dataset_info(name: str, /, data_root: str | None = None, **params: Any) -> d
                     s["image_class_counts"] = torch.bincount(ds.labels, minlength=len(ds.class_names)).tolist()
             if "norm" in ds.meta:
                 s["norm"] = ds.meta["norm"]
+            if ds.class_names is not None and not out.get("classes"):
+                out["classes"] = list(ds.class_names)
+            if ds.meta.get("voices_per_split"):  # synthetic speech: which voices speak this split
+                s["voices"] = ds.meta["voices_per_split"].get(split)
             summaries[split] = s
     except ConfigError:
         raise
@@ -59,14 +63,16 @@ def format_info(info: dict[str, Any], width: int = 100) -> str:
     import textwrap
 
     def field(name: str, value: Any) -> list[str]:
-        text = value if isinstance(value, str) else ", ".join(f"{k}={v}" for k, v in value.items()) \
+        text = value if isinstance(value, str) else "; ".join(
+            f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items()) \
             if isinstance(value, dict) else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         lines = textwrap.wrap(text, width - 14) or [""]
         return [f"{name:12s}  {lines[0]}"] + [f"{'':12s}  {ln}" for ln in lines[1:]]
 
     out = [f"{info.get('name')} ({info.get('task', '?')}" + (f", pairing by {info['pairing']}" if info.get("pairing") else "")
            + ")"]
-    for key, label in (("description", "description"), ("source", "source"), ("licence", "licence")):
+    for key, label in (("description", "description"), ("source", "source"), ("licence", "licence"),
+                       ("speech", "speech"), ("voices", "voices"), ("styles", "styles")):
         if info.get(key):
             out += field(label, info[key])
     mods = info.get("modalities")
@@ -75,7 +81,7 @@ def format_info(info: dict[str, Any], width: int = 100) -> str:
             out += field("modalities" if i == 0 else "", f"{m}: {d}")
     classes = info.get("classes")
     if isinstance(classes, list):
-        out += field("classes", f"{len(classes)}: " + " ".join(map(str, classes[:30])) + (" ..." if len(classes) > 30 else ""))
+        out += field("classes", f"{len(classes)}: " + (", " if any(" " in str(c) for c in classes) else " ").join(map(str, classes[:30])) + (" ..." if len(classes) > 30 else ""))
     if info.get("params"):
         out += field("params", info["params"])
     if info.get("data_root"):

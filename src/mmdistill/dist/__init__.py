@@ -1,10 +1,9 @@
-"""Scale-out across processes and machines with torch.distributed (spec ecosystem.md §C).
+"""Former name of :mod:`mmdistill.parallel` (kept so that ``mmdistill.dist.context`` / ``.jobs`` imports keep
+working): the submodules are the very same module objects. Import :mod:`mmdistill.parallel` in new code."""
 
-* :mod:`.context` - join the ``torchrun`` (or SLURM) group, gloo on CPU / nccl for CUDA tensors, a world of one
-  otherwise; ``barrier``, ``all_reduce_sum_``, ``all_gather_object``, ``broadcast_object``.
-* :mod:`.jobs` - the resumable job list (rank r takes jobs r, r+W, …; atomic outputs; finished jobs skipped;
-  rank 0 gathers) behind expert buffers, DAVDD banks and evaluation.
-* :mod:`.sweep` - evaluation as per-seed jobs, assembled into ``results*.json``; ``mmdistill sweep``.
-* DM/AVDD class sharding lives in :meth:`mmdistill.distill.dm.DMAV.step`; rank-0-only writes in
-  :func:`mmdistill.distill.base.run`.
-"""
+import sys
+
+from ..parallel import context, jobs
+
+sys.modules[__name__ + ".context"] = context
+sys.modules[__name__ + ".jobs"] = jobs

@@ -1,4 +1,4 @@
-"""MDM: multimodal distribution matching (Jeong et al., CVPR 2026; vl-distillation.md §5). Method ``mdm``.
+"""MDM: multimodal distribution matching (Jeong et al., CVPR 2026). Method ``mdm``.
 
 Single-level distillation of image-text pairs: no student unroll, no learned step sizes, no similarity
 matrix. Learned tensors: the synthetic pixels and text vectors only. Per outer iteration:
@@ -39,7 +39,7 @@ that: θ₀'s image side (encoder and our linear image head) is the expert's epo
 is re-initialised; ``both`` (our default) also re-initialises the image head, which leaves the teacher's image
 embedding mostly random at small scale (the head holds most of the image branch's parameters there).
 
-Where the public code and the paper differ (spec §5 "Code details"), the fields take the paper's value and
+Where the public code and the paper differ (andyj1/mdm), the fields take the paper's value and
 say so: ``w_nce`` 1.0 (paper/script; argparse 0.1), ``merge_alpha`` 0.5 (argparse 1.0), ``sqrt_mmd`` on
 (script), ``unbiased`` on (code; the paper writes plain means), epochs [1, E] (paper: [1, 10] of 10; the code's
 ``max_start_epoch`` default is 3) — ``max_epoch`` 0 means the buffer's last epoch.
@@ -75,7 +75,7 @@ INITS = ("kmeans", "random", "noise")
 
 @dataclass
 class MDMConfig:
-    """MDM settings; defaults are the paper's (vl-distillation.md §5, Table S3) unless marked."""
+    """MDM settings; defaults are the paper's (Table S3) unless marked."""
 
     iterations: int = 200  # outer iterations (paper: up to 3000; converges in 50-200)
     init: Literal["kmeans", "random", "noise"] = "kmeans"  # synthetic-pair initialisation (paper: kmeans)

@@ -1,7 +1,7 @@
 """Image-text trajectory matching: the one distiller behind ``mtt-vl``, ``tesla-vl``, ``lors``, ``repblend``.
 
 Synthetic pairs are images (pixels) and text vectors in the frozen text encoder's space (MiniLM here,
-BERT-CLS in the papers; vl-distillation.md §1.2), plus learned student step sizes ``syn_lr_img`` /
+BERT-CLS in the papers), plus learned student step sizes ``syn_lr_img`` /
 ``syn_lr_txt`` and optionally LoRS's learned similarity S (:mod:`.similarity`). One outer iteration:
 
 1. sample an expert k and a start epoch s < ``max_start_epoch``; θ₀ = θ*ₖ,ₛ, θ* = θ*ₖ,ₛ₊M (M = ``expert_epochs``);
@@ -12,7 +12,7 @@ BERT-CLS in the papers; vl-distillation.md §1.2), plus learned student step siz
 
 Inner contrastive loss: ``infonce`` (identity targets) or a soft loss (``wbce`` ...) against S[B, B]
 (identity when there is no learned S); ``infonce`` together with a learned S is the soft InfoNCE
-−Σⱼ Sᵢⱼ log softmax(z)ᵢⱼ (spec §3 "other options"; equals InfoNCE at S = I). Logits use ``exp(log_scale)``; ``reproduce_scale_bug`` uses
+−Σⱼ Sᵢⱼ log softmax(z)ᵢⱼ (equals InfoNCE at S = I). Logits use ``exp(log_scale)``; ``reproduce_scale_bug`` uses
 ``log_scale`` as MTT-VL's released ``distill.py`` does.
 
 ``student: heads`` (RepBlend): θ holds only the two projection heads; the frozen encoder's features of all
@@ -89,7 +89,7 @@ class VLTMConfig:
     lr_floor: float = 1e-6  # clamp the learned step sizes at >= lr_floor after each update (0 = off, as the released code)
     grad_clip: float = 0.0  # clip the gradient norm of pixels, text vectors and similarity factors, each (0 = off; MDM clips 1.0)
     lr_teacher: float = 0.1  # initial student step size (= the experts' lr)
-    # per-budget learning rates, e.g. {500: {lr_txt: 0.3}}: the papers tune lrs per budget (vl-distillation.md §3
+    # per-budget learning rates, e.g. {500: {lr_txt: 0.3}}: the papers tune lrs per budget (their
     # hyperparameter table); keys are pair budgets, values override the lr_* fields above for that budget only
     lrs_by_budget: dict[int, dict[str, float]] = field(default_factory=dict)
     learn_lr: bool = True  # learn syn_lr_img / syn_lr_txt

@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
-from ..nets import create_net
+from ..nets.av_classifier import AVClassifier  # noqa: F401 - the model evaluation trains
 from ..precision import autocast, check_precision, widen
 from ..seed import generator, seed_everything
 from ..errors import ConfigError
@@ -127,21 +127,6 @@ class ClassificationProtocol:
     def total_steps(self, n_train: int) -> int:
         bs = min(self.batch_size, n_train)
         return max(self.epochs * math.ceil(n_train / bs), self.min_steps)
-
-
-class AVClassifier(nn.Module):
-    def __init__(self, proto: ClassificationProtocol, shapes: dict[str, tuple[int, ...]], num_classes: int) -> None:
-        super().__init__()
-        self.encoders = nn.ModuleDict()
-        self.heads = nn.ModuleDict()
-        for m, shape in shapes.items():
-            arch = proto.arch_for(m)
-            enc = create_net(arch, shape, num_classes=0, **proto.net_kwargs(arch))
-            self.encoders[m] = enc
-            self.heads[m] = nn.Linear(enc.feat_dim, num_classes)
-
-    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {m: self.heads[m](self.encoders[m].embed(x)) for m, x in batch.items()}
 
 
 def _loss(logits: Tensor, y: Tensor) -> Tensor:

@@ -18,10 +18,11 @@ from ..config import from_dict
 from ..errors import ConfigError
 from ..seed import generator
 from ..synth import SyntheticSet
-from . import classification, retrieval
+from . import av_retrieval, classification, retrieval
 from .results import Results, aggregate
 
-Protocol = classification.ClassificationProtocol | retrieval.RetrievalProtocol
+Protocol = classification.ClassificationProtocol | retrieval.RetrievalProtocol | av_retrieval.AVRetrievalProtocol
+TASKS = ("classification", "retrieval", "av-retrieval")
 
 
 def default_protocol(task: str, arch: str | None = None, seeds: list[int] | None = None, **overrides: Any) -> Protocol:
@@ -33,8 +34,12 @@ def default_protocol(task: str, arch: str | None = None, seeds: list[int] | None
         p = from_dict(retrieval.RetrievalProtocol, overrides, where="eval")
         if arch:
             p = replace(p, image_arch=arch)
+    elif task == "av-retrieval":
+        p = from_dict(av_retrieval.AVRetrievalProtocol, overrides, where="eval")
+        if arch:
+            p = replace(p, arch=arch)
     else:
-        raise ConfigError(f"unknown task {task!r}")
+        raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     if seeds is not None:
         p = replace(p, seeds=list(seeds))
     return p
@@ -44,7 +49,7 @@ def decode_for_training(syn: SyntheticSet) -> SyntheticSet:
     """Expand a factorised set to the pairs models train on (identity for factor 1)."""
     layout = syn.meta.get("layout") or {}
     if int(layout.get("factor", 1)) > 1:
-        from ..distill.factor import decode_set  # factorised storage
+        from ..factor import decode_set  # factorised storage
 
         return decode_set(syn)
     return syn
@@ -89,6 +94,12 @@ def evaluate_tensors(
 
         def fn(seed: int) -> dict[str, float]:
             return classification.train_and_test(protocol, train, labels, test_in, test.labels, nc, seed, device)
+    elif isinstance(protocol, av_retrieval.AVRetrievalProtocol):
+        groups, _ = av_retrieval.positives_of(test)
+        test_in = {m: test.tensors[m] for m in av_retrieval.MODALITIES}
+
+        def fn(seed: int) -> dict[str, float]:
+            return av_retrieval.train_and_test(protocol, train, test_in, groups, seed, device)
     else:
         tfn, lfn = target if target else (None, None)
 
@@ -114,7 +125,7 @@ def evaluate_set(syn: SyntheticSet, train_ds: PairedDataset, test_ds: PairedData
     return Results(
         dataset=train_ds.name, method=str(syn.meta.get("method", "unknown")), budget=syn.meta.get("budget"),
         protocol=protocol.describe(len(dec)), metrics=metrics,
-        extra={"eval_wall_s": wall, "n_train_pairs": len(dec), "storage": syn.budget()},
+        extra={"eval_wall_s": wall, "n_train_pairs": len(dec), "storage": syn.budget(), **_positives(protocol, test_ds)},
     )
 
 
@@ -124,8 +135,15 @@ def evaluate_real(train_ds: PairedDataset, test_ds: PairedDataset, protocol: Pro
     return Results(
         dataset=train_ds.name, method="full", budget={"value": len(train_ds), "unit": "pairs"},
         protocol=protocol.describe(len(train_ds)), metrics=metrics,
-        extra={"eval_wall_s": wall, "n_train_pairs": len(train_ds)},
+        extra={"eval_wall_s": wall, "n_train_pairs": len(train_ds), **_positives(protocol, test_ds)},
     )
+
+
+def _positives(protocol: Protocol, test_ds: PairedDataset) -> dict[str, str]:
+    """AV retrieval: which positives the test used (concept, or class for label-paired data)."""
+    if isinstance(protocol, av_retrieval.AVRetrievalProtocol):
+        return {"positives": av_retrieval.positives_of(test_ds)[1]}
+    return {}
 
 
 def random_subset(train_ds: PairedDataset, budget: dict[str, Any], seed: int) -> torch.Tensor:

@@ -55,8 +55,10 @@ class RetrievalProtocol:
     similarity: Literal["set", "ignore"] = "set"  # "set": train against the set's learned S (LoRS); "ignore": InfoNCE
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     selection: Literal["last", "best-on-test"] = "last"  # "best-on-test": labelled control of protocol "paper" only
-    # "common": the recipe above for every set; "paper": the papers' own learner (evaluate/paper_learner.py)
-    protocol: Literal["common", "paper"] = "common"
+    # "common": the recipe above for every set; "paper": the trajectory-matching papers' own learner;
+    # "covmatch": CovMatch's learner (both towers train, SGD, encoder lr 0.01 / heads 0.1); see evaluate/paper_learner.py
+    protocol: Literal["common", "paper", "covmatch"] = "common"
+    encoder_lr: float | None = None  # lr of the image encoder when it trains (None = lr); protocol "covmatch" sets 0.01
     paper_lr_decay: bool = True  # protocol "paper": lr x0.1 from epoch epochs//2+1 (LoRS, RepBlend, MDM); False: constant (MTT-VL)
     precision: str = "fp32"  # forward passes of the common protocol: "fp32" or "bf16" (autocast on CUDA)
 
@@ -125,7 +127,8 @@ def _build_optimizer(proto: RetrievalProtocol, model: DualEncoder, lrs: dict[str
             raise ConfigError("retrieval protocol: trained_modules='heads' needs image_encoder_weights (a frozen encoder)")
         for p in model.image_encoder.parameters():
             p.requires_grad_(False)
-    img_params = [p for p in model.image_encoder.parameters() if p.requires_grad] + list(model.image_head.parameters())
+    enc_params = [p for p in model.image_encoder.parameters() if p.requires_grad]
+    img_params = list(model.image_head.parameters())
     txt_params = list(model.text_head.parameters())
     other = [model.log_scale] if model.log_scale.requires_grad else []
     lr_img = lr_txt = proto.lr
@@ -133,7 +136,12 @@ def _build_optimizer(proto: RetrievalProtocol, model: DualEncoder, lrs: dict[str
         if not lrs:
             raise ConfigError("retrieval protocol: lr_source='learned' but the synthetic set carries no learned step sizes")
         lr_img, lr_txt = lrs["image"], lrs["text"]
-    groups = [{"params": img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+    if proto.encoder_lr is None:
+        groups = [{"params": enc_params + img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+    else:
+        groups = [{"params": img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+        if enc_params:
+            groups.append({"params": enc_params, "lr": float(proto.encoder_lr)})
     if other:
         groups.append({"params": other, "lr": proto.lr})
     if proto.optimizer == "adamw":
@@ -171,15 +179,8 @@ def train_and_test(
         model.image_encoder.load_state_dict(load_file(proto.image_encoder_weights))
     opt = _build_optimizer(proto, model, learned_lrs)
     n = int(images.shape[0])
-    bs = min(proto.batch_size, n)
-    total = proto.total_steps(n)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    model.train()
-    steps = tqdm(minibatches(n, bs, total, gen), total=total, desc=f"eval seed {seed}", leave=False, disable=None,
-                 mininterval=2.0)
-    tick = EpochTicker(f"evaluation seed {seed}", total, -(-n // bs))
-    for i, idx in enumerate(steps):
-        tick.step(i)
+
+    def batch_loss(idx: Tensor) -> Tensor:
         x = images[idx].to(device)
         if proto.augment:
             x = augment_modality("image", x, gen)
@@ -187,14 +188,29 @@ def train_and_test(
             logits = model.logits(x, texts[idx].to(device))
         logits = widen(logits)
         if target_fn is not None and soft_loss_fn is not None:
-            loss = soft_loss_fn(logits, target_fn(idx).to(device))
-        else:
-            loss = info_nce(logits)
+            return soft_loss_fn(logits, target_fn(idx).to(device))
+        return info_nce(logits)
+
+    model.train()
+    fit_contrastive(opt, batch_loss, n, min(proto.batch_size, n), proto.total_steps(n), gen, seed)
+    return test_model(model, test_images, test_texts, test_text_to_image, device, precision=proto.precision)
+
+
+def fit_contrastive(opt: torch.optim.Optimizer, batch_loss: Callable[[Tensor], Tensor], n: int, batch_size: int,
+                    total: int, gen: torch.Generator, seed: int) -> None:
+    """The retrieval protocols' training loop: ``total`` AdamW/SGD steps on ``batch_loss(idx)`` over seeded
+    minibatches of ``n`` rows (:func:`minibatches`), cosine-annealed learning rate, selection = last step."""
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    steps = tqdm(minibatches(n, batch_size, total, gen), total=total, desc=f"eval seed {seed}", leave=False,
+                 disable=None, mininterval=2.0)
+    tick = EpochTicker(f"evaluation seed {seed}", total, -(-n // batch_size))
+    for i, idx in enumerate(steps):
+        tick.step(i)
+        loss = batch_loss(idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    return test_model(model, test_images, test_texts, test_text_to_image, device, precision=proto.precision)
 
 
 @torch.no_grad()

@@ -69,15 +69,3 @@ class KDLoss(nn.Module):
     def describe(self) -> dict[str, Any]:
         """What the loss computes, for results.json."""
         return {"method": self.name, "needs": sorted(self.needs), "trainable_teacher": self.trainable_teacher}
-
-
-def get_kd_loss(name: str) -> type[KDLoss]:
-    from . import losses  # noqa: F401  (registers every loss)
-
-    return KD_LOSSES.get(name)
-
-
-def kd_method_names() -> list[str]:
-    from . import losses  # noqa: F401
-
-    return KD_LOSSES.names()

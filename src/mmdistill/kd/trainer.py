@@ -31,7 +31,7 @@ from ..nets.hooks import FeatureTap
 from ..seed import derive_seed, generator, seed_everything
 from .base import Dims, KDInputs
 from .config import KDRunConfig
-from .losses import get_kd_loss, resolve_method
+from .registry import get_kd_loss, resolve_method
 from .taps import build_net, pool, tap_paths
 from .teacher import accuracy, get_teacher, lr_at, make_optimizer, set_lr
 from .views import ModalityView, make_view
