@@ -405,7 +405,7 @@ def write(out: Path, doc: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiny", action="store_true", help="tiny shapes on the CPU (smoke test)")
-    ap.add_argument("--out", default="benchmarks/gpu.json")
+    ap.add_argument("--out", default="", help="JSON file (default benchmarks/gpu.json; with --tiny benchmarks/gpu-out/gpu.json)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--iters", type=int, default=3, help="timed iterations per row (after one warm-up)")
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     vl, av = tiny_shapes() if args.tiny else paper_shapes()
-    out = Path(args.out)
+    out = Path(args.out or ("benchmarks/gpu-out/gpu.json" if args.tiny else "benchmarks/gpu.json"))
     doc = header(device, args.tiny, args.precision)
     doc["shapes"] = {"image_text": {k: v for k, v in vars(vl).items()}, "audio_visual": {k: v for k, v in vars(av).items()}}
     if args.ref_rows and Path(args.ref_rows).is_file():
