@@ -336,6 +336,7 @@ def av_rows(sh: AVShapes, precision: str) -> list[tuple[str, str, int, dict[str,
             p = dict(base)
             if method == "davdd":
                 p["fresh_prob"] = 1.0  # no bank is trained at init; av_distiller puts one random pair in its place
+                p["precision"] = "fp32"  # DAVDD implements fp32 only
             rows.append((f"{method}-ipc{ipc}", method, ipc, p))
     return rows
 
