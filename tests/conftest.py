@@ -23,6 +23,7 @@ def device(request) -> str:
     return request.param
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         cs = getattr(item, "callspec", None)

@@ -67,6 +67,8 @@ def test_bad_precision_is_refused():
         from_dict(RetrievalProtocol, {"precision": "bf16", "protocol": "paper"})
     with pytest.raises(ConfigError, match="precision"):
         par._av("dm", "cpu", precision="fp8")
+    with pytest.raises(ConfigError, match="not implemented"):
+        par._av("davdd", "cpu", precision="bf16", fresh_prob=1.0)
 
 
 def test_bf16_on_cpu_is_fp32_without_the_switch(monkeypatch, tmp_path):

@@ -93,6 +93,7 @@ class AVMatchDistiller(Distiller):
     Config: ClassVar[type] = AVMatchConfig
     budget_units: ClassVar[tuple[str, ...]] = ("ipc",)
     reference_loop_options: ClassVar[bool] = False  # True where step() honours dsa_draw / momentum_leaves
+    precision_passes: ClassVar[bool] = True  # False where step() embeds outside class_means (bf16 would not apply)
 
     def __init__(self, cfg: Any, dataset, budget, seed: int, device: str = "cpu") -> None:
         super().__init__(cfg, dataset, budget, seed, device)
@@ -102,6 +103,8 @@ class AVMatchDistiller(Distiller):
         if missing:
             raise ConfigError(f"method {self.name!r}: dataset {dataset.name!r} lacks modality {missing} (has {dataset.modalities})")
         check_precision(getattr(cfg, "precision", "fp32"), f"method {self.name!r}: precision")
+        if getattr(cfg, "precision", "fp32") != "fp32" and not self.precision_passes:
+            raise ConfigError(f"method {self.name!r}: precision {cfg.precision!r} is not implemented (it runs fp32)")
         if cfg.batch_real < 1:
             raise ConfigError(f"batch_real must be >= 1, got {cfg.batch_real}")
         for fld, default in (("dsa_draw", "per_class"), ("momentum_leaves", "per_class")):

@@ -92,6 +92,7 @@ def intermodal_cosine_gap(ma_s: Tensor, mv_s: Tensor, ma_r: Tensor, mv_r: Tensor
 class DAVDD(AVMatchDistiller):
     name = "davdd"
     Config: ClassVar[type] = DAVDDConfig
+    precision_passes: ClassVar[bool] = False  # its encoder passes do not go through class_means: fp32 only
 
     def init_extra(self) -> None:
         cfg = self.cfg
