@@ -17,6 +17,7 @@ from typing import Any
 from ..config import load_yaml
 from ..io import atomic_write_text
 from .targets import Rows, check_target
+from .gpu_section import GPU_JSON, section as gpu_section
 
 SUITE_ORDER = ["quick", "av", "vl", "kd"]
 # headline rows, in this order; every other row of a suite is an ablation/control of the longest prefix here
@@ -386,10 +387,13 @@ def render(bench_dir: Path, md_path: Path, suites_dir: Path | None = None) -> Pa
     """Write ``md_path`` and ``<bench_dir>/<suite>.csv`` from ``<bench_dir>/*.json`` (targets from ``suites_dir``)."""
     suites: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(Path(bench_dir).glob("*.json")):
+        if path.name == GPU_JSON:  # device rows, not a suite: rendered by gpu_section
+            continue
         rows = json.loads(path.read_text(encoding="utf-8"))
         if rows:
             suites[path.stem] = rows
             atomic_write_text(path.with_suffix(".csv"), suite_csv(rows))
     specs = {s: _suite_spec(suites_dir, s) for s in suites}
-    atomic_write_text(md_path, render_markdown(suites, specs))
+    md = render_markdown(suites, specs).rstrip() + "\n\n" + "\n".join(gpu_section(Path(bench_dir))).rstrip() + "\n"
+    atomic_write_text(md_path, md)
     return md_path
