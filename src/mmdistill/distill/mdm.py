@@ -59,7 +59,6 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 from ..precision import autocast, check_precision, widen
 from ..experts.buffers import MANIFEST, ExpertBuffer, ExpertConfig, default_buffer_dir, ensure_buffer
-from ..experts.model import FlatDualEncoder, build_model
 from ..seed import derive_seed, seed_everything
 from ..synth import SyntheticSet
 from .base import METHODS, Distiller, restore_optimizer
@@ -67,6 +66,7 @@ from .kernels import gke
 from .kmeans_init import joint_features, kmeans_select
 from .losses import contrastive_logits, info_nce, log_scale_of
 from .model_stock import model_stock_merge
+from .vl_common import CAPTIONS_NOTE, buffer_model, nearest_captions, noise_images, noise_texts, require_retrieval
 from .vl_tm import fair_pairs
 
 TEACHERS = ("mixed", "naive", "expert", "pretrained")
@@ -123,8 +123,7 @@ class MDM(Distiller):
     # --------------------------------------------------------------------------------------------- setup
     def _check(self) -> None:
         c = self.cfg
-        if self.dataset.task != "retrieval":
-            raise ConfigError(f"method 'mdm' needs an image-text retrieval dataset; {self.dataset.name!r} is {self.dataset.task}")
+        require_retrieval("mdm", self.dataset)
         if c.teacher not in TEACHERS:
             raise ConfigError(f"mdm: teacher must be one of {TEACHERS}, got {c.teacher!r}")
         if c.init not in INITS:
@@ -174,15 +173,7 @@ class MDM(Distiller):
         self.buffer = self._open_buffer()
         self.max_epoch = c.max_epoch or self.buffer.epochs
         images, texts = ds.tensors["image"], ds.tensors["text"]
-        self.model = build_model(self.buffer.net, tuple(images.shape[1:]), int(texts.shape[1]))
-        if self.buffer.encoder_path is not None:
-            from safetensors.torch import load_file
-
-            self.model.image_encoder.load_state_dict(load_file(str(self.buffer.encoder_path)))
-        self.model.to(self.device)  # weights drawn on the CPU, so every device starts from the same teacher
-        self.flat = FlatDualEncoder(self.model, self.buffer.mode, self.buffer.net.temperature)
-        if self.flat.sizes != self.buffer.sizes:
-            raise ConfigError(f"{self.buffer.path}: buffer parameter sizes {self.buffer.sizes} differ from the model's {self.flat.sizes}")
+        self.model, self.flat = buffer_model(self.buffer, ds, self.buffer.mode, self.device, what="model")
         for p in self.model.parameters():  # the teacher is frozen: θ is a plain tensor, only the data learn
             p.requires_grad_(False)
         self.log_scale = self.flat.log_scale if c.temperature <= 0 else log_scale_of(c.temperature)
@@ -201,10 +192,8 @@ class MDM(Distiller):
         seed_everything(derive_seed(self.seed, "mdm-init"))
         self.init_info: dict[str, Any] = {"init": c.init}
         if c.init == "noise":
-            mean = images.mean(dim=(0, 2, 3), keepdim=True)
-            std = images.std(dim=(0, 2, 3), keepdim=True)
-            x = mean + std * torch.randn(n, *images.shape[1:])
-            t = texts.mean() + texts.std() * torch.randn(n, texts.shape[1])
+            x = noise_images(images, n)
+            t = noise_texts(texts, n)
             idx = torch.full((n,), -1, dtype=torch.long)
         else:
             if c.init == "random":
@@ -342,19 +331,11 @@ class MDM(Distiller):
         return logs
 
     # -------------------------------------------------------------------------------------- export/state
-    def nearest_captions(self, t: Tensor) -> list[str] | None:
-        caps = self.dataset.captions
-        if caps is None:
-            return None
-        real = F.normalize(self.dataset.tensors["text"].float(), dim=1)
-        j = (F.normalize(t.float(), dim=1) @ real.T).argmax(1)
-        return [caps[int(i)] for i in j]
-
     def export(self) -> SyntheticSet:
         t = self.texts.detach().cpu().clone()
         meta = self.base_meta()
-        meta["captions"] = self.nearest_captions(t)
-        meta["captions_note"] = "nearest real training caption (cosine) of each synthetic text vector, for display"
+        meta["captions"] = nearest_captions(self.dataset, t)
+        meta["captions_note"] = CAPTIONS_NOTE
         meta["budget_fairness"] = self.fairness
         meta["init"] = self.init_info
         meta["init_indices"] = self.init_indices.tolist()

@@ -40,19 +40,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
 from ..precision import autocast, check_precision, widen
 from ..seed import derive_seed, generator
 from ..experts.buffers import ExpertBuffer, ExpertConfig, ensure_buffer
-from ..experts.model import FlatDualEncoder, build_model
 from ..synth import SyntheticSet
 from .base import Distiller, restore_optimizer
 from .losses import info_nce, soft_loss
 from .similarity import Similarity, similarity_floats
 from .trajectory import GRADIENT_MODES, trajectory_match
+from .vl_common import CAPTIONS_NOTE, buffer_model, nearest_captions, noise_images, noise_texts, require_retrieval
 
 
 LR_FIELDS = ("lr_img", "lr_txt", "lr_sim", "lr_lr")
@@ -132,8 +131,7 @@ class VLTrajectoryDistiller(Distiller):
     # --------------------------------------------------------------------------------------------- setup
     def _check(self) -> None:
         c = self.cfg
-        if self.dataset.task != "retrieval":
-            raise ConfigError(f"method {self.name!r} needs an image-text retrieval dataset; {self.dataset.name!r} is {self.dataset.task}")
+        require_retrieval(self.name, self.dataset)
         if c.gradient not in GRADIENT_MODES:
             raise ConfigError(f"{self.name}: gradient must be one of {GRADIENT_MODES}, got {c.gradient!r}")
         if c.blend and c.student != "heads":
@@ -179,15 +177,7 @@ class VLTrajectoryDistiller(Distiller):
         ds = self.dataset
         self.buffer = self._open_buffer()
         images, texts, t2i = ds.tensors["image"], ds.tensors["text"], ds.text_to_image
-        self.model = build_model(self.buffer.net, tuple(images.shape[1:]), int(texts.shape[1]))
-        if self.buffer.encoder_path is not None:
-            from safetensors.torch import load_file
-
-            self.model.image_encoder.load_state_dict(load_file(str(self.buffer.encoder_path)))
-        self.model.to(self.device)  # weights drawn on the CPU, so every device starts from the same student
-        self.flat = FlatDualEncoder(self.model, c.student, self.buffer.net.temperature)
-        if self.flat.sizes != self.buffer.sizes:
-            raise ConfigError(f"{self.buffer.path}: buffer parameter sizes {self.buffer.sizes} differ from the student's {self.flat.sizes}")
+        self.model, self.flat = buffer_model(self.buffer, ds, c.student, self.device)
         self.fairness = fair_pairs(self.budget.value, ds.floats_per_pair(), c.similarity, c.sim_rank,
                                    2 if c.learn_lr else 0) if c.budget_fair else {
             "requested_pairs": self.budget.value, "pairs": self.budget.value, "fits": None}
@@ -197,16 +187,8 @@ class VLTrajectoryDistiller(Distiller):
         gen = generator(derive_seed(self.seed, "vl-init"))
         idx = torch.randperm(len(ds), generator=gen)[:n]
         self.init_indices = idx
-        if c.pix_init == "real":
-            x = images[t2i[idx]].clone()
-        else:
-            mean = images.mean(dim=(0, 2, 3), keepdim=True)
-            std = images.std(dim=(0, 2, 3), keepdim=True)
-            x = mean + std * torch.randn(n, *images.shape[1:], generator=gen)
-        if c.txt_init == "real":
-            t = texts[idx].clone()
-        else:
-            t = texts.mean() + texts.std() * torch.randn(n, texts.shape[1], generator=gen)
+        x = images[t2i[idx]].clone() if c.pix_init == "real" else noise_images(images, n, gen)
+        t = texts[idx].clone() if c.txt_init == "real" else noise_texts(texts, n, gen)
         dev = self.device
         self.images = x.to(dev).requires_grad_(True)
         self.texts = t.to(dev).requires_grad_(True)
@@ -329,14 +311,6 @@ class VLTrajectoryDistiller(Distiller):
                 "syn_lr_img": float(self.syn_lr_img.detach()), "syn_lr_txt": float(self.syn_lr_txt.detach())}
 
     # -------------------------------------------------------------------------------------- export/state
-    def nearest_captions(self, t: Tensor) -> list[str] | None:
-        caps = self.dataset.captions
-        if caps is None:
-            return None
-        real = F.normalize(self.dataset.tensors["text"].float(), dim=1)
-        j = (F.normalize(t.float(), dim=1) @ real.T).argmax(1)
-        return [caps[int(i)] for i in j]
-
     def export(self) -> SyntheticSet:
         c = self.cfg
         t = self.texts.detach().cpu().clone()
@@ -346,8 +320,8 @@ class VLTrajectoryDistiller(Distiller):
         if self.sim is not None:
             extras.update(self.sim.extras())
             meta["similarity"] = self.sim.meta(c.loss)
-        meta["captions"] = self.nearest_captions(t)
-        meta["captions_note"] = "nearest real training caption (cosine) of each synthetic text vector, for display"
+        meta["captions"] = nearest_captions(self.dataset, t)
+        meta["captions_note"] = CAPTIONS_NOTE
         meta["budget_fairness"] = self.fairness
         meta["init_indices"] = self.init_indices.tolist()
         meta["student"] = c.student
