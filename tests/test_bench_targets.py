@@ -55,3 +55,12 @@ def test_ratio_within_std_and_gain():
     assert ok is True and "+2.00" in value and "+3.00" in value
     kd[3] = _r("fd", "s", 42.9, teacher_modality="y", student_modality="x")
     assert check_target(g, Rows(kd))[1] is False
+
+
+def test_best_of():
+    rows = Rows([_r("covmatch", "m", 10.0), _r("raha", "m", 12.0), _r("mdm", "m", 11.0)])
+    t = {"kind": "best_of", "dataset": "d", "metric": "m", "budget": 1, "methods": ["covmatch", "raha"], "vs": "mdm"}
+    text, ok = check_target(t, rows)
+    assert ok is True and "best raha" in text
+    assert check_target({**t, "vs": "raha", "methods": ["covmatch", "mdm"]}, rows)[1] is False
+    assert check_target({**t, "methods": ["covmatch", "absent"], "vs": "mdm"}, rows)[1] is None  # may still be met

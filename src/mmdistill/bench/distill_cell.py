@@ -57,6 +57,17 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
         for i, row in enumerate(per_arch[cell.eval_arch][-len(seeds):]):
             row.update({f"avr_{k}": v["per_seed"][i] for k, v in r.metrics.items()})
 
+    extra_protos: dict[str, list[dict[str, float]]] = {name: [] for name in cell.protocols}
+    extra_desc: dict[str, dict[str, Any]] = {}
+
+    def other_protocols(syn: Any, seeds: list[int]) -> None:
+        """The eval_arch's set(s) under each extra ``eval.protocol`` (rows ``<method>@<protocol>``)."""
+        for name in cell.protocols:
+            proto = default_protocol(train.task, arch=cell.eval_arch, **{**cell.eval, "protocol": name, "seeds": seeds})
+            r = evaluate_set(syn, train, test, proto) if syn is not None else evaluate_real(train, test, proto)
+            extra_desc[name] = r.protocol
+            extra_protos[name] += [{k: v["per_seed"][i] for k, v in r.metrics.items()} for i in range(len(seeds))]
+
     if cell.method == "full":
         for a in archs:
             proto = default_protocol(train.task, arch=a, **{**cell.eval, "seeds": cell.seeds})
@@ -65,6 +76,7 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
             protocols[a] = res.protocol
         if av_ret:
             retrieval(None, list(cell.seeds))
+        other_protocols(None, list(cell.seeds))
     else:
         method_cls = get_method(cell.method)
         method_cfg = from_dict(method_cls.Config, cell.params, where=f"bench cell {cell.id}")
@@ -88,6 +100,7 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
                     per_arch[a] += [{k: v["per_seed"][i] for k, v in r.metrics.items()} for i in range(len(eval_seeds))]
                 if av_ret:
                     retrieval(syn, list(eval_seeds))
+                other_protocols(syn, list(eval_seeds))
     wall = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak = usage.ru_maxrss / 1024.0
@@ -134,6 +147,15 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
             first = next(r for r in arows if r["metric"].startswith("avr_"))
             first["protocol"] = {**ret_proto, "eval_seeds": cell.seeds}
         rows += arows
+        if a != cell.eval_arch:
+            continue
+        for name, recs in extra_protos.items():  # the same sets, another evaluation learner
+            pm = aggregate(recs)
+            prows = [{**base, "method": f"{cell.row_method}@{name}", "metric": k, "mean": pm[k]["mean"],
+                      "std": pm[k]["std"], "per_seed": pm[k]["per_seed"]} for k in METRICS[train.task] if k in pm]
+            if prows:
+                prows[0]["protocol"] = {**extra_desc[name], "eval_seeds": cell.seeds}
+            rows += prows
     return rows
 
 

@@ -79,6 +79,19 @@ def _of_metric(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     return own if any(r.get("protocol") for r in own) else rows
 
 
+def _split_protocols(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows by evaluation protocol: "" = the common one; ``<method>@<protocol>`` rows under "<protocol>", with the
+    suffix removed so that each protocol's table reads like the headline (one protocol per table)."""
+    out: dict[str, list[dict[str, Any]]] = {"": []}
+    for r in rows:
+        method, _, proto = str(r["method"]).partition("@")
+        if proto and r.get("suite") != "kd":
+            out.setdefault(proto, []).append({**r, "method": method})
+        else:
+            out[""].append(r)
+    return out
+
+
 def _budgets(rows: list[dict[str, Any]], metric: str) -> list[tuple[Any, str]]:
     seen: list[tuple[Any, str]] = []
     for r in sorted((r for r in rows if r["method"] != "full" and r["metric"] == metric and isinstance(r.get("budget"), int)),
@@ -342,9 +355,15 @@ def render_markdown(suites: dict[str, list[dict[str, Any]]], specs: dict[str, di
                 lines += _kd_tables(s, rows) + [""]
             else:
                 metric = MAIN_METRIC[task]
+                by_proto = _split_protocols(drows)
+                rows = Rows(by_proto.pop(""))
                 lines += _headline(s, ds, rows, metric) + [""]
                 if rows.get(metric=AV_RETRIEVAL_METRIC, arch="convnet") is not None:
                     lines += _headline(s, ds, rows, AV_RETRIEVAL_METRIC) + [""]
+                for name, prows in by_proto.items():
+                    lines += [f"The same sets under the `{name}` evaluation protocol (`eval.protocol: {name}`; "
+                              "the method's own paper's evaluation learner, last epoch):", ""]
+                    lines += _headline(s, ds, Rows(prows), metric) + [""]
                 targets = specs.get(s, {}).get("targets") or []
                 for part in (_cross_arch(s, rows, metric), _cost(s, rows, targets), _ablations(s, rows, metric)):
                     lines += (part + [""]) if part else []

@@ -33,6 +33,9 @@ class Cell:
     threads: int | None = None  # intra-op threads of the cell's process (None: the machine's default)
     # audio-visual sets: also evaluate the eval_arch sets by audio-visual retrieval (metrics ``avr_*``)
     av_retrieval: bool = False
+    # more evaluation protocols for the same eval_arch sets (``eval.protocol`` values, e.g. ["paper"]): rows
+    # labelled ``<method>@<protocol>``, same cell
+    protocols: list[str] = field(default_factory=list)
 
     @property
     def row_method(self) -> str:

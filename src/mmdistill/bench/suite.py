@@ -17,7 +17,9 @@ the product datasets x budgets x methods (in that nesting order); its fields:
 - ``eval_config`` / ``eval_encoder_of``: the ``eval`` block of a config (without its seeds) / the pretrained
   image encoder of a config's expert buffer, shared by every cell so all rows have one protocol;
 - ``where``: ``[{dataset, budget, methods, set: {field: value}}]`` rules overriding fields of matching cells;
-- ``av_retrieval: true``: audio-visual sets are also evaluated by audio-visual retrieval (ConvNet; rows ``avr_*``).
+- ``av_retrieval: true``: audio-visual sets are also evaluated by audio-visual retrieval (ConvNet; rows ``avr_*``);
+- ``protocols: [paper]``: the same sets are also evaluated under these ``eval.protocol`` values (ConvNet; rows
+  ``<method>@<protocol>``), so each paper's own evaluation learner sits next to the common one.
 
 ``MMDISTILL_BENCH_EXTRA_ARCHS`` (comma list, "" for none) restricts the extra evaluation architectures of a run.
 """
@@ -37,8 +39,8 @@ from .spec import Cell, KDCell
 ARCHS_ENV = "MMDISTILL_BENCH_EXTRA_ARCHS"
 _GROUP_KEYS = {"datasets", "directions", "budgets", "unit", "methods", "config", "variants", "params", "data", "eval",
                "seeds", "syn_seeds", "extra_archs", "extra", "eval_arch", "label_suffix", "expert_buffer",
-               "eval_config", "eval_encoder_of", "where", "av_retrieval"}
-_CELL_OVERRIDES = {"seeds", "syn_seeds", "params", "extra_archs", "extra", "eval"}
+               "eval_config", "eval_encoder_of", "where", "av_retrieval", "protocols"}
+_CELL_OVERRIDES = {"seeds", "syn_seeds", "params", "extra_archs", "extra", "eval", "protocols"}
 
 
 @dataclass
@@ -161,7 +163,8 @@ def _distill_group(suite: Suite, group: dict[str, Any], cdir: Path) -> list[Cell
                 fields: dict[str, Any] = {"seeds": list(group.get("seeds") or [0, 1, 2]),
                                           "syn_seeds": group.get("syn_seeds"), "extra_archs": _archs(group),
                                           "extra": dict(group.get("extra") or {}),
-                                          "av_retrieval": bool(group.get("av_retrieval", False))}
+                                          "av_retrieval": bool(group.get("av_retrieval", False)),
+                                          "protocols": list(group.get("protocols") or [])}
                 fields.update({k: v for k, v in variant.items() if k in _CELL_OVERRIDES - {"params"}})
                 for rule in group.get("where") or []:
                     if _matches(rule, ds, budget, row):

@@ -7,7 +7,8 @@ Kinds (every selector defaults to the target's ``dataset`` and ConvNet evaluatio
 - ``max``: ``select``'s mean is at most ``max``;
 - ``ratio``: ``num`` / ``den`` means, at most ``max`` and/or at least ``min``;
 - ``within_std``: ``a``'s mean is at least ``b``'s mean minus ``b``'s std;
-- ``gain_any``: in at least one direction (KD), ``method`` minus ``base`` on ``metric`` is at least ``min``.
+- ``gain_any``: in at least one direction (KD), ``method`` minus ``base`` on ``metric`` is at least ``min``;
+- ``best_of``: the best of ``methods`` on ``metric`` at ``budget`` is at least ``vs``'s mean.
 """
 
 from __future__ import annotations
@@ -100,4 +101,15 @@ def check_target(t: dict[str, Any], rows: Rows) -> tuple[str, bool | None]:
         if not gains:
             return "missing rows", None
         return "; ".join(f"{n} {g:+.2f}" for n, g in gains), any(g >= float(t["min"]) for _, g in gains)
+    if kind == "best_of":
+        got = {m: rows.get(**_sel(t, {"method": m, "metric": t["metric"]})) for m in t["methods"]}
+        vs = rows.get(**_sel(t, {"method": t["vs"], "metric": t["metric"]}))
+        have = {m: g for m, g in got.items() if g is not None}
+        if not have or vs is None:
+            return "missing rows: " + ", ".join([m for m, g in got.items() if g is None] + ([t["vs"]] if vs is None else [])), None
+        best = max(have, key=lambda m: have[m]["mean"])
+        missing = [m for m, g in got.items() if g is None]
+        text = f"best {best} {_fmt(have[best])} vs {t['vs']} {_fmt(vs)}" + (f" (missing: {', '.join(missing)})" if missing else "")
+        ok = have[best]["mean"] >= vs["mean"]
+        return text, (ok if ok or not missing else None)
     raise ValueError(f"unknown target kind {kind!r}")
