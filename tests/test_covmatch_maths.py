@@ -12,7 +12,7 @@ from mmdistill.distill.covariance import (
     mean_feature_loss, range_basis, split_range_residual,
 )
 from mmdistill.distill.lorentz import distance, expmap0, logmap0, lorentz_inner, origin
-from mmdistill.distill.losses import contrastive_logits, info_nce
+from mmdistill.losses.contrastive import contrastive_logits, info_nce
 from mmdistill.distill.sinkhorn import sinkhorn_log, transport_cost
 from mmdistill.errors import ConfigError
 

@@ -402,7 +402,7 @@ def test_paper_evaluation_learner_matches_reference():
 def _our_learner(golden: dict[str, Any], **proto_kw: Any) -> dict[str, Any]:
     from dataclasses import replace
 
-    from mmdistill.distill.losses import wbce_eps
+    from mmdistill.losses.contrastive import wbce_eps
     from mmdistill.evaluate.paper_learner import fit, resolve
 
     case = build_learner_case(golden["inputs"])

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from mmdistill.config import from_dict
 from mmdistill.distill import Budget, get_method, run
-from mmdistill.distill.losses import contrastive_logits, info_nce
+from mmdistill.losses.contrastive import contrastive_logits, info_nce
 from mmdistill.distill.vl_tm import fair_pairs
 from mmdistill.errors import ConfigError
 from mmdistill.experts.buffers import ExpertBuffer, ExpertConfig, train_experts
@@ -155,7 +155,7 @@ def test_config_errors(tmp_path):
 
 def test_lors_soft_infonce_uses_the_learned_similarity(tmp_path):
     """loss 'infonce' with a learned S trains against S (soft InfoNCE); at S = I it is plain InfoNCE."""
-    from mmdistill.distill.losses import soft_infonce
+    from mmdistill.losses.contrastive import soft_infonce
 
     ds = tiny_retrieval()
     d = _method("lors", ds, loss="infonce", similarity="lowrank", sim_rank=2)

@@ -249,7 +249,7 @@ def vl_rows(sh: VLShapes, precision: str) -> list[tuple[str, str, dict[str, Any]
 
 def expert_rows(sh: VLShapes, device: torch.device) -> list[tuple[str, Callable[[], Callable[[int], Any]], dict]]:
     """Expert-training steps: full model (MTT-VL/LoRS/MDM buffers) and heads over frozen features (RepBlend)."""
-    from mmdistill.distill.losses import info_nce
+    from mmdistill.losses.contrastive import info_nce
     from mmdistill.experts.model import build_model
 
     def full():

@@ -64,7 +64,7 @@ from ..synth import SyntheticSet
 from .base import METHODS, Distiller, restore_optimizer
 from .kernels import gke
 from .kmeans_init import joint_features, kmeans_select
-from .losses import contrastive_logits, info_nce, log_scale_of
+from ..losses.contrastive import contrastive_logits, info_nce, log_scale_of
 from .model_stock import model_stock_merge
 from .vl_common import CAPTIONS_NOTE, buffer_model, nearest_captions, noise_images, noise_texts, require_retrieval
 from .vl_tm import fair_pairs

@@ -34,7 +34,7 @@ from ..evaluate.retrieval import DualEncoder
 from ..experts.buffers import ExpertConfig, pretrain_encoder
 from ..experts.model import build_model
 from ..seed import derive_seed
-from .losses import contrastive_logits, info_nce, log_scale_of
+from ..losses.contrastive import contrastive_logits, info_nce, log_scale_of
 
 
 @dataclass

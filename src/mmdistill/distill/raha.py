@@ -50,7 +50,7 @@ from ..errors import ConfigError
 from .base import METHODS
 from .covariance import cross_covariance, range_basis, split_range_residual
 from .lorentz import distance, expmap0, logmap0
-from .losses import info_nce
+from ..losses.contrastive import info_nce
 from .online_proxy import ProxyConfig
 from .proxy_match import ProxyMatchConfig, ProxyMatchDistiller
 from .sinkhorn import transport_cost

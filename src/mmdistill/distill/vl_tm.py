@@ -48,7 +48,7 @@ from ..seed import derive_seed, generator
 from ..experts.buffers import ExpertBuffer, ExpertConfig, ensure_buffer
 from ..synth import SyntheticSet
 from .base import Distiller, restore_optimizer
-from .losses import info_nce, soft_loss
+from ..losses.contrastive import info_nce, soft_loss
 from .similarity import Similarity, similarity_floats
 from .trajectory import GRADIENT_MODES, trajectory_match
 from .vl_common import CAPTIONS_NOTE, buffer_model, nearest_captions, noise_images, noise_texts, require_retrieval
@@ -71,7 +71,7 @@ class VLTMConfig:
     lr_grad: Literal["match", "per_branch"] = "match"  # step-size gradient from the matching loss, or (tesla only) from
     # the per-branch loss even with merge_branches, as LoRS/RepBlend's released code computes it
     student: Literal["full", "heads"] = "full"  # which parameters are matched (must equal the buffer's mode)
-    loss: str = "infonce"  # inner loss: "infonce" or a soft loss of distill/losses.py (wbce, bce, kl, ...)
+    loss: str = "infonce"  # inner loss: "infonce" or a soft loss of mmdistill/losses/contrastive.py (wbce, bce, kl, ...)
     reproduce_scale_bug: bool = False  # MTT-VL's inner loop scales logits by log_scale, not exp(log_scale)
     similarity: Literal["none", "lowrank", "full"] = "none"  # LoRS learned similarity S
     sim_rank: int = 10  # r of the low-rank S

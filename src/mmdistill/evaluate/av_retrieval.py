@@ -2,7 +2,7 @@
 
 Fresh audio and visual encoders (the ConvNets of the classification protocol, each followed by a linear
 projection to ``embed_dim`` and L2 normalisation) are trained on the set's aligned pairs with the symmetric
-InfoNCE of the image–text protocol (:func:`mmdistill.evaluate.retrieval.info_nce`, CLIP, arXiv:2103.00020
+InfoNCE of the image–text protocol (:func:`mmdistill.losses.contrastive.info_nce`, CLIP, arXiv:2103.00020
 eq. in §2.3; learnable temperature) through the same training loop
 (:func:`mmdistill.evaluate.retrieval.fit_contrastive`: seeded minibatches, AdamW, cosine schedule, last step).
 
@@ -29,7 +29,8 @@ from ..nets import create_net
 from ..seed import generator, seed_everything
 from .augment import augment_modality
 from .metrics import KS, group_chance, group_recalls
-from .retrieval import fit_contrastive, info_nce
+from ..losses.contrastive import info_nce
+from .retrieval import fit_contrastive
 
 MODALITIES = ("audio", "visual")
 

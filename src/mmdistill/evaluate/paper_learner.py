@@ -67,7 +67,8 @@ def fit(p, model, images: Tensor, texts: Tensor, gen: torch.Generator, *, target
         after_epoch: Callable[[int], None] | None = None):
     """Train ``model`` in place with the papers' learner under the resolved protocol ``p`` (module docstring);
     ``after_epoch(e)`` runs after each epoch e = 0..epochs, before the lr schedule steps."""
-    from .retrieval import _build_optimizer, info_nce
+    from ..losses.contrastive import info_nce
+    from .retrieval import _build_optimizer
 
     opt = _build_optimizer(p, model, learned_lrs)
     n = int(images.shape[0])

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ..losses.contrastive import info_nce
 from ..errors import ConfigError
 from ..nets import create_net
 from ..precision import autocast, check_precision, widen
@@ -114,11 +115,6 @@ class DualEncoder(nn.Module):
     def logits(self, x: Tensor, t: Tensor) -> Tensor:
         # temperature convention: scale = exp(log_scale), vl-distillation.md §2 (MTT-VL's bug fixed)
         return self.log_scale.exp().clamp(max=100.0) * self.encode_image(x) @ self.encode_text(t).T
-
-
-def info_nce(logits: Tensor) -> Tensor:
-    y = torch.arange(logits.shape[0], device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y))
 
 
 def _build_optimizer(proto: RetrievalProtocol, model: DualEncoder, lrs: dict[str, float] | None):

@@ -46,7 +46,7 @@ from ..parallel.context import context as dist_context
 from ..parallel.jobs import Job, run_jobs
 from ..errors import ConfigError, IntegrityError
 from ..evaluate.augment import augment_modality
-from ..evaluate.retrieval import info_nce as info_nce_logits
+from ..losses.contrastive import info_nce as info_nce_logits
 from ..io import atomic_write_json, atomic_write_with, sha256_file
 from ..nets import create_net
 from ..seed import derive_seed, generator, seed_everything

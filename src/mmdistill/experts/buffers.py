@@ -40,7 +40,7 @@ from ..data.paired import PairedDataset
 from ..data.root import cache_dir
 from ..parallel.context import is_main
 from ..parallel.jobs import Job, main_first, run_jobs
-from ..distill.losses import contrastive_logits, info_nce
+from ..losses.contrastive import contrastive_logits, info_nce
 from ..errors import ConfigError, DataError
 from ..evaluate.augment import augment_modality
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file

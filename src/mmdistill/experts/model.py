@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..distill.losses import contrastive_logits, log_scale_of
+from ..losses.contrastive import contrastive_logits, log_scale_of
 from ..errors import ConfigError
 from ..evaluate.retrieval import DualEncoder, RetrievalProtocol
 

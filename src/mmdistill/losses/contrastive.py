@@ -1,6 +1,7 @@
-"""Contrastive losses for image-text distillation, written once (vl-distillation.md §1.1, §3).
+"""Contrastive losses, written once: used by the image-text distillers, expert training, the evaluation protocols
+and DAVDD's bank (CLIP's symmetric InfoNCE, arXiv:2103.00020; LoRS's soft targets, Xu et al., ICML 2024).
 
-Temperature convention (the one tested convention, §9.3): logits = exp(log_scale) * cos(z_img, z_txt)
+Temperature convention (one convention, tested): logits = exp(log_scale) * cos(z_img, z_txt)
 with ``log_scale = log(1 / tau)``. MTT-VL's reference code multiplies by ``log_scale`` itself
 (effective scale 2.66 instead of 14.3 at tau = 0.07); ``scale_bug=True`` reproduces that for comparison.
 
@@ -39,7 +40,7 @@ def contrastive_logits(z_img: Tensor, z_txt: Tensor, log_scale: float | Tensor, 
     """(B, B) logits of L2-normalised embeddings; row i = image i, column j = text j.
 
     ``scale_bug=False``: ``exp(log_scale) * cos`` (experts, evaluation, LoRS, RepBlend).
-    ``scale_bug=True``: ``log_scale * cos`` - MTT-VL's ``distill.py`` inner loop (vl-distillation.md §2).
+    ``scale_bug=True``: ``log_scale * cos`` - MTT-VL's ``distill.py`` inner loop.
     """
     cos = F.normalize(z_img, dim=-1) @ F.normalize(z_txt, dim=-1).T
     ls = log_scale if isinstance(log_scale, Tensor) else torch.tensor(float(log_scale), dtype=cos.dtype, device=cos.device)
