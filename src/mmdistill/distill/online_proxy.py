@@ -5,7 +5,7 @@ trajectories. Their model is re-initialised at the start of every round (encoder
 G_v, G_l ← random) and, after each synthetic update, takes one gradient step of a standard contrastive loss on a
 real batch, so the synthetic data are matched against a model that moves along a real training trajectory.
 
-:class:`ProxyModel` is that model: a :class:`~mmdistill.evaluate.retrieval.DualEncoder` trunk (image net + image
+:class:`ProxyModel` is that model: a :class:`~mmdistill.nets.dual_encoder.DualEncoder` trunk (image net + image
 projection, MLP text head over the dataset's frozen text vectors; its outputs are the "encoder features" h_v, h_l)
 and bias-free linear projections G_v, G_l (embed_dim → ``projection_dim``). The trunk's pretrained state is the
 dual encoder trained once on the real training split with InfoNCE (:func:`mmdistill.experts.buffers.pretrain_encoder`,
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from ..data.paired import PairedDataset
 from ..errors import ConfigError, DataError
-from ..evaluate.retrieval import DualEncoder
+from ..nets.dual_encoder import DualEncoder
 from ..experts.buffers import ExpertConfig, pretrain_encoder
 from ..experts.model import build_model
 from ..seed import derive_seed

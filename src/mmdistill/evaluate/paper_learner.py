@@ -104,7 +104,8 @@ def train_and_test(proto, images: Tensor, texts: Tensor, test_images: Tensor, te
                    device: str = "cpu") -> dict[str, float]:
     """Train with the papers' learner (module docstring) and test retrieval at the last epoch (or the best test
     epoch under ``selection: best-on-test``)."""
-    from .retrieval import DualEncoder, test_model
+    from ..nets.dual_encoder import DualEncoder
+    from .retrieval import test_model
 
     p = resolve(proto, learned_lrs)
     seed_everything(seed)

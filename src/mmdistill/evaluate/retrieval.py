@@ -13,13 +13,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from ..losses.contrastive import info_nce
 from ..errors import ConfigError
-from ..nets import create_net
+from ..nets.dual_encoder import DualEncoder
 from ..precision import autocast, check_precision, widen
 from ..seed import generator, seed_everything
 from ..progress import EpochTicker
@@ -96,25 +95,6 @@ class RetrievalProtocol:
             "metrics": "IR@K: caption -> its image; TR@K: image -> any of its captions; r_mean = mean of six",
         })
         return d
-
-
-class DualEncoder(nn.Module):
-    def __init__(self, proto: RetrievalProtocol, image_shape: tuple[int, ...], text_dim: int) -> None:
-        super().__init__()
-        self.image_encoder = create_net(proto.image_arch, image_shape, num_classes=0, **proto.net_kwargs())
-        self.image_head = nn.Linear(self.image_encoder.feat_dim, proto.embed_dim)
-        self.text_head = nn.Sequential(nn.Linear(text_dim, proto.text_hidden), nn.ReLU(), nn.Linear(proto.text_hidden, proto.embed_dim))
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / proto.temperature)), requires_grad=proto.learn_temperature)
-
-    def encode_image(self, x: Tensor) -> Tensor:
-        return F.normalize(self.image_head(self.image_encoder.embed(x)), dim=-1)
-
-    def encode_text(self, t: Tensor) -> Tensor:
-        return F.normalize(self.text_head(t), dim=-1)
-
-    def logits(self, x: Tensor, t: Tensor) -> Tensor:
-        # temperature convention: scale = exp(log_scale), vl-distillation.md §2 (MTT-VL's bug fixed)
-        return self.log_scale.exp().clamp(max=100.0) * self.encode_image(x) @ self.encode_text(t).T
 
 
 def _build_optimizer(proto: RetrievalProtocol, model: DualEncoder, lrs: dict[str, float] | None):
