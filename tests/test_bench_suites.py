@@ -113,3 +113,15 @@ def test_targets_name_known_kinds(name):
     for t in load_yaml(SUITES / f"{name}.yaml").get("targets") or []:
         value, ok = check_target(t, Rows([]))
         assert ok is None and "missing" in value
+
+
+def test_where_rules_merge_params_per_budget(tmp_path):
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "configs" / "av").mkdir(parents=True)
+    (tmp_path / "configs" / "av" / "dm_d.yaml").write_text("method: dm\nparams: {iterations: 5, lr_audio: 0.2}\n")
+    (tmp_path / "suites" / "s.yaml").write_text(
+        "name: s\ngroups:\n  - datasets: [d]\n    methods: [dm]\n    config: av/{method}_{dataset}.yaml\n"
+        "    budgets: [1, 10]\n    unit: ipc\n    where:\n      - {budget: 1, set: {params: {lr_audio: 0.5}, syn_seeds: [0, 1]}}\n")
+    cells = {c.budget: c for c in load_suite("s", tmp_path / "suites", tmp_path / "configs").cells}
+    assert cells[1].params == {"iterations": 5, "lr_audio": 0.5} and cells[1].syn_seeds == [0, 1]
+    assert cells[10].params == {"iterations": 5, "lr_audio": 0.2} and cells[10].syn_seeds is None

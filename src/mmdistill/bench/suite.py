@@ -16,7 +16,8 @@ the product datasets x budgets x methods (in that nesting order); its fields:
   before any cell runs, :mod:`mmdistill.bench.buffers`);
 - ``eval_config`` / ``eval_encoder_of``: the ``eval`` block of a config (without its seeds) / the pretrained
   image encoder of a config's expert buffer, shared by every cell so all rows have one protocol;
-- ``where``: ``[{dataset, budget, methods, set: {field: value}}]`` rules overriding fields of matching cells;
+- ``where``: ``[{dataset, budget, methods, set: {field: value}}]`` rules overriding fields of matching cells
+  (``set: {params: {...}}`` merges over the cell's params, e.g. settings chosen per budget);
 - ``av_retrieval: true``: audio-visual sets are also evaluated by audio-visual retrieval (ConvNet; rows ``avr_*``);
 - ``protocols: [paper]``: the same sets are also evaluated under these ``eval.protocol`` values (ConvNet; rows
   ``<method>@<protocol>``), so each paper's own evaluation learner sits next to the common one.
@@ -168,7 +169,9 @@ def _distill_group(suite: Suite, group: dict[str, Any], cdir: Path) -> list[Cell
                 fields.update({k: v for k, v in variant.items() if k in _CELL_OVERRIDES - {"params"}})
                 for rule in group.get("where") or []:
                     if _matches(rule, ds, budget, row):
-                        fields.update(rule.get("set") or {})
+                        rule_set = dict(rule.get("set") or {})
+                        params = merge(params, rule_set.pop("params", None) or {})  # e.g. per-budget settings
+                        fields.update(rule_set)
                 fields["extra_archs"] = _restrict(list(fields["extra_archs"] or []))
                 if group.get("expert_buffer"):
                     experts = params.get("experts")

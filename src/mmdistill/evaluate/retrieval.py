@@ -1,4 +1,4 @@
-"""Image-text retrieval protocol (issue 3 §5; vl-distillation.md §1.3 and §9.2).
+"""Image-text retrieval protocol (the common protocol every image-text set is evaluated with).
 
 An image encoder (a registered net + linear projection) and a text head (MLP over frozen text
 vectors) are trained on the given pairs with symmetric InfoNCE (learnable temperature), or against
