@@ -105,7 +105,7 @@ def test_repblend_same_lambda_and_permutation_for_both_modalities(tmp_path):
     assert len(seen) == 2 * d.cfg.syn_steps  # forward pass + replay in the reverse pass
     by_step = {}
     for rec in seen:
-        lam, perm = d._blend[rec["step"]]
+        lam, perm = d.mix_draws[rec["step"]]
         mi, mt = rec["mixed"]
         torch.testing.assert_close(mi, lam * rec["img"] + (1 - lam) * rec["img"][perm])
         torch.testing.assert_close(mt, lam * rec["txt"] + (1 - lam) * rec["txt"][perm])
@@ -146,7 +146,7 @@ def test_resume_is_exact_through_the_run_loop(tmp_path, name):
 def test_config_errors(tmp_path):
     ds = tiny_retrieval()
     with pytest.raises(ConfigError, match="needs student 'heads'"):
-        _method("lors", ds, blend=True).init()
+        _method("repblend", ds, student="full", experts=experts_cfg("full")).init()
     with pytest.raises(ConfigError, match="must equal student"):
         _method("repblend", ds, experts=experts_cfg("full")).init()
     with pytest.raises(ConfigError, match="exceeds the buffer"):
