@@ -13,7 +13,7 @@ from mmdistill.kd.base import Dims, KDInputs
 from mmdistill.kd.c2kd import C2KD, C2KDConfig, kendall_tau_b, non_target_kl
 from mmdistill.kd.feature_losses import feat_mse, pkd_mse
 from mmdistill.kd.logit_losses import dist_terms, dkd_terms, kd_kl
-from mmdistill.kd.registry import get_kd_loss, kd_method_names, resolve_method
+from mmdistill.kd.registry import get_kd_loss, kd_method_names
 
 LN3, LN2 = math.log(3.0), math.log(2.0)
 
@@ -21,10 +21,21 @@ LN3, LN2 = math.log(3.0), math.log(2.0)
 
 
 def test_registry_names_and_variants():
+    from pathlib import Path
+
+    from mmdistill.config import from_dict, load_yaml
+
     assert set(kd_method_names()) >= {"no-kd", "kd", "dkd", "dist", "fitnet", "pkd", "c2kd", "fd-cmkd"}
-    assert resolve_method("fd-cmkd-heads-only") == ("fd-cmkd", {"lambda_low": 0.0, "lambda_high": 0.0})
     with pytest.raises(ConfigError):
-        resolve_method("nope")
+        get_kd_loss("nope")
+    variants = sorted((Path(__file__).resolve().parents[1] / "configs" / "kd" / "variants").glob("*.yaml"))
+    assert {p.stem for p in variants} >= {"dkd-cifar", "fd-cmkd-permuted", "fd-cmkd-heads-only"}
+    for p in variants:  # each is a registered loss with valid params
+        spec = load_yaml(p)
+        cls = get_kd_loss(spec["method"])
+        from_dict(cls.Config, spec["params"], where=str(p))
+    heads = load_yaml(variants[[p.stem for p in variants].index("fd-cmkd-heads-only")])
+    assert heads == {"method": "fd-cmkd", "params": {"lambda_low": 0.0, "lambda_high": 0.0}}
 
 
 def test_kd_golden_and_temperature():

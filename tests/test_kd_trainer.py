@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from mmdistill.config import from_dict
 from mmdistill.data.paired import PairedDataset
@@ -50,11 +52,24 @@ def _cfg(**kw) -> KDRunConfig:
     return from_dict(KDRunConfig, base)
 
 
+VARIANTS_DIR = Path(__file__).resolve().parents[1] / "configs" / "kd" / "variants"
+
+
+def _method_and_params(label: str) -> tuple[str, dict]:
+    """A registered method, or a variant config's method + params (configs/kd/variants/<label>.yaml)."""
+    path = VARIANTS_DIR / f"{label}.yaml"
+    if not path.is_file():
+        return label, {}
+    spec = yaml.safe_load(path.read_text())
+    return spec["method"], dict(spec["params"])
+
+
 @pytest.mark.parametrize("method", ["no-kd", "kd", "dkd", "dist", "fitnet", "pkd", "c2kd", "fd-cmkd",
                                     "fd-cmkd-permuted", "fd-cmkd-heads-only", "fd-cmkd-learned-split", "fd-cmkd-sum"])
 def test_every_method_trains_and_reports(method):
     tr, te = _av("train", 48, 0), _av("test", 30, 1)
-    r = run_seed(_cfg(method=method), tr, te, seed=0)
+    base, params = _method_and_params(method)
+    r = run_seed(_cfg(method=base, params=params), tr, te, seed=0)
     assert 0.0 <= r["student_acc"] <= 100.0 and 0.0 <= r["teacher_acc"] <= 100.0
     assert all(torch.isfinite(torch.tensor(v)) for k, v in r["history"][-1].items() if isinstance(v, float))
     if method == "c2kd":

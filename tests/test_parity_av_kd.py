@@ -461,12 +461,12 @@ def _kd_paper(name: str):
 
 
 def test_dkd_default_is_the_imagenet_setting_and_cifar_is_a_label():
-    from mmdistill.kd.registry import resolve_method
+    from mmdistill.config import load_yaml
 
     c = DKDConfig()
     assert (c.alpha, c.beta, c.temperature, c.warmup_epochs) == (1.0, 0.5, 1.0, 1)
-    base, params = resolve_method("dkd-cifar")
-    assert base == "dkd" and (params["beta"], params["temperature"]) == (8.0, 4.0)
+    cifar = load_yaml(ROOT / "configs" / "kd" / "variants" / "dkd-cifar.yaml")
+    assert cifar["method"] == "dkd" and (cifar["params"]["beta"], cifar["params"]["temperature"]) == (8.0, 4.0)
     cfg = _kd_paper("dkd_av-digits-hard.yaml")
     assert cfg.method == "dkd" and (cfg.params["beta"], cfg.params["temperature"]) == (0.5, 1.0)
 

@@ -266,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("kd", help="cross-modal knowledge distillation: teacher on one modality, student on another")
     k.add_argument("--teacher-modality", help="modality the (cached) teacher is trained on, e.g. audio, text")
     k.add_argument("--student-modality", help="modality the student is trained and tested on, e.g. visual, image")
-    k.add_argument("--method", help="no-kd, kd, dkd, dist, fitnet, pkd, c2kd, fd-cmkd, fd-cmkd-permuted, "
-                   "fd-cmkd-heads-only, fd-cmkd-learned-split")
+    k.add_argument("--method", help="no-kd, kd, dkd, dist, fitnet, pkd, c2kd, fd-cmkd (variants and controls: "
+                   "--config configs/kd/variants/<name>.yaml)")
     k.add_argument("--dataset")
     k.add_argument("--config", help="KD run config YAML (configs/kd/)")
     k.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")

@@ -98,7 +98,7 @@ def run_kd_cell(cell: KDCell, data_root: str | None = None) -> list[dict[str, An
                 per[k] = [r[k] for r in res.extra["per_seed"]]
         if any("final_cut" in r for r in res.extra["per_seed"]):
             per["learned_cut_bin"] = [r["final_cut"] for r in res.extra["per_seed"]]
-        if cell.method == "c2kd":
+        if any("teacher_acc_after" in r for r in res.extra["per_seed"]):  # a trainable teacher (C2KD)
             per["teacher_acc_after"] = [r["teacher_acc_after"] for r in res.extra["per_seed"]]
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

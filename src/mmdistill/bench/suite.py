@@ -121,7 +121,7 @@ def load_suite(name: str, suites_dir: str | Path | None = None, configs_dir: str
         unknown = set(group) - _GROUP_KEYS
         if unknown:
             raise ConfigError(f"{path}: group {i}: unknown keys {sorted(unknown)}")
-        cells = _kd_group(suite.name, group) if kind == "kd" else _distill_group(suite, group, cdir)
+        cells = _kd_group(suite.name, group, cdir) if kind == "kd" else _distill_group(suite, group, cdir)
         for c in cells:
             c.threads = threads
         suite.cells += cells
@@ -187,15 +187,22 @@ def _distill_group(suite: Suite, group: dict[str, Any], cdir: Path) -> list[Cell
     return cells
 
 
-def _kd_group(suite: str, group: dict[str, Any]) -> list[Cell]:
+def _kd_group(suite: str, group: dict[str, Any], cdir: Path) -> list[Cell]:
+    """KD cells; a method name with a config ``kd/variants/<name>.yaml`` is that config's ``method`` + ``params``
+    (variants and controls of a registered loss), the row keeping the variant's name."""
     cells: list[Cell] = []
     for d in group.get("directions") or []:
         for row, m, _ in _entries(group):
             tm, sm = d["teacher"], d["student"]
-            cells.append(KDCell(suite, d["dataset"], m, eval_arch=group.get("eval_arch", "convnet"),
+            method, params = m, {}
+            variant = cdir / "kd" / "variants" / f"{m}.yaml"
+            if variant.is_file():
+                spec = load_yaml(variant)
+                method, params = str(spec["method"]), dict(spec.get("params") or {})
+            cells.append(KDCell(suite, d["dataset"], method, eval_arch=group.get("eval_arch", "convnet"),
                                 seeds=list(group.get("seeds") or [0, 1, 2]), data=dict(d.get("data") or {}),
-                                params=dict(group.get("params") or {}), eval=dict(group.get("eval") or {}),
-                                label=None if row == m else row,
+                                params=merge(params, group.get("params") or {}), eval=dict(group.get("eval") or {}),
+                                label=None if row == method else row,
                                 extra={"teacher_modality": tm, "student_modality": sm},
                                 teacher_modality=tm, student_modality=sm))
     return cells

@@ -55,9 +55,9 @@ class TrainSpec:
 class KDRunConfig:
     """``mmdistill kd`` run config (configs/kd/*.yaml).
 
-    method: a KD method label (``no-kd``, ``kd``, ``dkd``, ``dist``, ``fitnet``, ``pkd``, ``c2kd``,
-        ``fd-cmkd``, ``fd-cmkd-permuted``, ``fd-cmkd-heads-only``, ``fd-cmkd-learned-split``).
-    params: the method's Config fields (override the variant's settings).
+    method: a registered KD method (``no-kd``, ``kd``, ``dkd``, ``dist``, ``fitnet``, ``pkd``, ``c2kd``,
+        ``fd-cmkd``); variants and controls are configs (``configs/kd/variants/``).
+    params: the method's Config fields.
     data: dataset loader params.
     label: "label" (the dataset's labels; emoji: group) or a key of ``extra_labels`` (e.g. "subgroup").
     teacher / student: networks; teacher_train / student_train: their optimisation.

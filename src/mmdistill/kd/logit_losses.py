@@ -95,8 +95,8 @@ class DKDConfig:
     """DKD (Zhao et al., CVPR'22, arXiv 2203.08679 Eq. 7): CE + min(epoch/warmup, 1)*(alpha*TCKD + beta*NCKD).
 
     Defaults are mdistiller's ImageNet setting (``configs/imagenet/r34_r18/dkd.yaml``: alpha 1, beta 0.5,
-    T 1, warm-up 1 epoch). Its CIFAR-100 setting (beta 8, T 4, warm-up 20 of 240 epochs; the label
-    ``dkd-cifar``) collapses cross-modally: on av-digits-hard the weighted NCKD (about 8) swamps the task CE,
+    T 1, warm-up 1 epoch). Its CIFAR-100 setting (beta 8, T 4, warm-up 20 of 240 epochs; the config
+    ``configs/kd/variants/dkd-cifar.yaml``) collapses cross-modally: on av-digits-hard the weighted NCKD (about 8) swamps the task CE,
     which stays at chance (2.20), while the ImageNet setting gives 45.0 vs 44.9 without KD (visual -> audio).
     """
 

@@ -31,18 +31,17 @@ from ..nets.hooks import FeatureTap
 from ..seed import derive_seed, generator, seed_everything
 from .base import Dims, FinalProbe, KDInputs
 from .config import KDRunConfig
-from .registry import get_kd_loss, resolve_method
+from .registry import get_kd_loss
 from .taps import build_net, pool, tap_paths
 from .teacher import accuracy, get_teacher, lr_at, make_optimizer, set_lr
 from .views import ModalityView, make_view
 
 
 def build_loss(method: str, params: dict[str, Any]):
-    base, variant = resolve_method(method)
-    cls = get_kd_loss(base)
+    cls = get_kd_loss(method)
     from ..config import from_dict
 
-    cfg = from_dict(cls.Config, {**variant, **params}, where=f"kd method {method!r} params")
+    cfg = from_dict(cls.Config, dict(params), where=f"kd method {method!r} params")
     return cls, cfg
 
 
