@@ -2,8 +2,8 @@
 
 Fresh audio and visual encoders (the ConvNets of the classification protocol, each followed by a linear
 projection to ``embed_dim`` and L2 normalisation) are trained on the set's aligned pairs with the symmetric
-InfoNCE of the image–text protocol (:func:`mmdistill.evaluate.retrieval.info_nce`, CLIP, arXiv:2103.00020
-eq. in §2.3; learnable temperature) through the same training loop
+InfoNCE of the image–text protocol (:func:`mmdistill.evaluate.retrieval.info_nce`; CLIP, arXiv:2103.00020
+Fig. 3; learnable temperature) through the same training loop
 (:func:`mmdistill.evaluate.retrieval.fit_contrastive`: seeded minibatches, AdamW, cosine schedule, last step).
 
 Test: every test audio queries the test images (a2i) and every test image queries the test audios (i2a).
