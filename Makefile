@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mmdistill-installed
 
-.PHONY: setup browser tts demo test bench clean-venv
+.PHONY: setup browser tts demo test test-fast bench clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ tts:
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends espeak-ng flite fonts-noto-color-emoji) \
 	  || { echo "spoken-emoji needs espeak-ng, flite and fonts-noto-color-emoji: apt-get install espeak-ng flite fonts-noto-color-emoji (as root)"; exit 1; }
 
+# Everything: unit tests, import-layer contracts, and the `slow` ones (fault loops, multi-process, browser,
+# paper-shape configs).
 test: setup browser tts
 	MMDISTILL_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider
+
+# The quick loop while editing (about two minutes on 2 cores): everything not marked `slow`.
+test-fast: setup tts
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 bench: setup
 	$(VENV)/bin/mmdistill bench --suite quick

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmdistill.distill.dsa import SPEC_AUDIO_OPS, VISUAL_OPS, DSAConfig, SiameseDSA, apply, draw
+from mmdistill.dsa import SPEC_AUDIO_OPS, VISUAL_OPS, DSAConfig, SiameseDSA, apply, draw
 
 
 @pytest.mark.parametrize("seed", range(12))

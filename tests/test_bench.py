@@ -1,48 +1,65 @@
+"""``mmdistill bench``: a suite file runs end to end, rows merge, a rerun replaces its rows; clear errors."""
+
 import json
 
-from mmdistill.bench import runner, suites
-from mmdistill.bench.render import render
+import pytest
+
+from mmdistill.bench import runner
+from mmdistill.bench.suite import find_dirs, load_suite
 from mmdistill.data.root import resolve_data_root
+from mmdistill.errors import ConfigError
+
+TINY = """
+name: tiny
+groups:
+  - datasets: [av-digits]
+    budgets: [1]
+    unit: ipc
+    methods: [random]
+    seeds: [0]
+    eval: {epochs: 1, min_steps: 5}
+"""
 
 
-def _row(cell, metric, mean, **kw):
-    return {"suite": "t", "dataset": "d", "method": "random", "budget": 1, "budget_unit": "ipc", "eval_arch": "convnet",
-            "metric": metric, "mean": mean, "std": 0.5, "n_seeds": 3, "wall_s": 1.0, "peak_rss_mb": 10.0,
-            "command": "c", "cell": cell, **kw}
+def _repo(tmp_path):
+    (tmp_path / "benchmarks" / "suites").mkdir(parents=True)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "benchmarks" / "suites" / "tiny.yaml").write_text(TINY)
+    return tmp_path
 
 
-def test_render_from_json_only(tmp_path):
-    bdir = tmp_path / "benchmarks"
-    bdir.mkdir()
-    rows = [_row("a", "fused_acc", 51.234, protocol={"task": "classification", "epochs": 3}), _row("a", "audio_acc", 40.0)]
-    (bdir / "t.json").write_text(json.dumps(rows))
-    md = render(bdir, tmp_path / "BENCHMARKS.md").read_text()
-    assert "51.23 ± 0.50" in md and "40.00 ± 0.50" in md and "mmdistill bench --suite t" in md and "epochs=3" in md
-
-
-def test_quick_suite_shape():
-    cells = suites.quick()
-    ids = [c.id for c in cells]
-    assert len(ids) == len(set(ids))
-    assert "av-digits-hard/forgetting/10ipc/convnet" in ids and "emoji/k-center/200pairs/convnet" in ids
-    assert sum(c.method == "full" for c in cells) == 3
-
-
-def test_runner_merges_rows(tmp_path, monkeypatch):
+@pytest.mark.slow  # runs a real cell in its own process
+def test_runner_merges_rows(tmp_path):
     if not (resolve_data_root() / "fsdd").is_dir():
-        import pytest
-
         pytest.skip("../shared/data not present")
-    tiny = suites.Cell("tiny", "av-digits", "random", 1, "ipc", seeds=[0], eval={"epochs": 1, "min_steps": 5})
-    monkeypatch.setitem(suites.SUITES, "tiny", lambda: [tiny])
-    monkeypatch.setattr(runner, "SUITES", suites.SUITES)
-    runner.run_suite("tiny", out_dir=tmp_path)
-    rows = json.loads((tmp_path / "benchmarks" / "tiny.json").read_text())
+    root = _repo(tmp_path)
+    runner.run_suite("tiny", out_dir=root)
+    rows = json.loads((root / "benchmarks" / "tiny.json").read_text())
     metrics = {r["metric"] for r in rows}
     assert {"fused_acc", "audio_acc", "visual_acc", "peak_rss_mb", "distill_wall_s"} <= metrics
     need = {"suite", "dataset", "method", "budget", "budget_unit", "eval_arch", "metric", "mean", "std", "n_seeds", "wall_s",
             "peak_rss_mb", "command"}
     assert all(need <= set(r) for r in rows)
-    runner.run_suite("tiny", out_dir=tmp_path)  # rerun replaces, does not duplicate
-    assert len(json.loads((tmp_path / "benchmarks" / "tiny.json").read_text())) == len(rows)
-    assert "av-digits" in (tmp_path / "BENCHMARKS.md").read_text()
+    runner.run_suite("tiny", out_dir=root)  # rerun replaces, does not duplicate
+    assert len(json.loads((root / "benchmarks" / "tiny.json").read_text())) == len(rows)
+    md = (root / "BENCHMARKS.md").read_text()
+    fused = next(r for r in rows if r["metric"] == "fused_acc")
+    assert "## av-digits" in md and f"{fused['mean']:.2f}" in md
+    assert (root / "benchmarks" / "tiny.csv").is_file()
+
+
+def test_missing_directories_and_unknown_suites_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="suites directory .* not found.*--suites"):
+        find_dirs(root=tmp_path)
+    root = _repo(tmp_path)
+    with pytest.raises(ConfigError, match="unknown suite 'nope'; known: tiny"):
+        load_suite("nope", root / "benchmarks" / "suites", root / "configs")
+    with pytest.raises(ConfigError, match="--only .* matches no cell"):
+        runner.run_suite("tiny", out_dir=root, only=["zzz"])
+
+
+def test_unknown_group_keys_are_refused(tmp_path):
+    root = _repo(tmp_path)
+    (root / "benchmarks" / "suites" / "bad.yaml").write_text("groups:\n  - methods: [random]\n    budget: [1]\n")
+    with pytest.raises(ConfigError, match=r"unknown keys \['budget'\]"):
+        load_suite("bad", root / "benchmarks" / "suites", root / "configs")

@@ -24,6 +24,8 @@ from safetensors.torch import load_file
 from data_fixtures import make_av_root
 from faultlib import cli, cli_env, kill_loop, run_cli, scan_dir, tmp_files
 
+pytestmark = pytest.mark.slow  # fault-injection loops (kill/resume many runs)
+
 N_KILLS = int(os.environ.get("MMDISTILL_FAULT_KILLS", "3"))
 SEED = int(os.environ.get("MMDISTILL_FAULT_SEED", "0"))
 

@@ -16,6 +16,8 @@ from mmdistill.synth import SyntheticSet
 from test_faults import DISTILL_ARGS
 from test_runloop import Toy, _ds
 
+pytestmark = pytest.mark.slow  # fault loops: runs interrupted by NaN and resumed
+
 
 @dataclass
 class OverflowConfig:

@@ -34,6 +34,8 @@ from PIL import Image
 from data_fixtures import SHARED, wav_bytes
 from mmdistill.errors import MMDistillError
 
+pytestmark = pytest.mark.slow  # hypothesis fuzzing of every loader
+
 SCALE = float(os.environ.get("MMDISTILL_FUZZ_SCALE", "1"))  # e.g. 10 for a long local fuzzing session
 
 

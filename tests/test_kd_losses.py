@@ -13,7 +13,7 @@ from mmdistill.kd.base import Dims, KDInputs
 from mmdistill.kd.c2kd import C2KD, C2KDConfig, kendall_tau_b, non_target_kl
 from mmdistill.kd.feature_losses import feat_mse, pkd_mse
 from mmdistill.kd.logit_losses import dist_terms, dkd_terms, kd_kl
-from mmdistill.kd.losses import get_kd_loss, kd_method_names, resolve_method
+from mmdistill.kd.registry import get_kd_loss, kd_method_names, resolve_method
 
 LN3, LN2 = math.log(3.0), math.log(2.0)
 

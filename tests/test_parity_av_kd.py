@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from mmdistill.data.paired import PairedDataset
-from mmdistill.distill import factor as fac
+from mmdistill import factor as fac
 from mmdistill.distill.avdd import AVDD, AVDDConfig, avdd_loss
 from mmdistill.distill.base import Budget
 from mmdistill.distill.dm import DMAV
 from mmdistill.distill.av_common import AVMatchConfig
-from mmdistill.distill.dsa import DSAConfig
+from mmdistill.dsa import DSAConfig
 from mmdistill.errors import ConfigError
 from mmdistill.kd.base import Dims, KDInputs
 from mmdistill.kd.c2kd import C2KD, C2KDConfig, kendall_tau_b
@@ -461,7 +461,7 @@ def _kd_paper(name: str):
 
 
 def test_dkd_default_is_the_imagenet_setting_and_cifar_is_a_label():
-    from mmdistill.kd.losses import resolve_method
+    from mmdistill.kd.registry import resolve_method
 
     c = DKDConfig()
     assert (c.alpha, c.beta, c.temperature, c.warmup_epochs) == (1.0, 0.5, 1.0, 1)
@@ -578,7 +578,7 @@ def test_paper_protocol_is_recorded_and_best_on_test_is_a_labelled_control():
 def _dsa_params(op: str, draws: list, h: int, w: int) -> "AugParams":
     """Our parameters for the reference's draws. Conventions differ only by sign (rotate, crop), which maps one
     symmetric distribution onto itself."""
-    from mmdistill.distill.dsa import AugParams
+    from mmdistill.dsa import AugParams
 
     if op == "flip":
         return AugParams("flip", {"flip": float(draws[0] < 0.5)})
@@ -595,7 +595,7 @@ def _dsa_params(op: str, draws: list, h: int, w: int) -> "AugParams":
 
 
 def test_dsa_ops_match_avdd_given_the_same_draws():
-    from mmdistill.distill.dsa import apply
+    from mmdistill.dsa import apply
 
     g = golden("avdd_dsa")
     x = randn(g["input"]["seed"], g["input"]["shape"])

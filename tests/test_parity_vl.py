@@ -141,7 +141,8 @@ def build_learner_case(spec: dict[str, Any]) -> dict[str, Any]:
     from ``torch.Generator().manual_seed(seed + 1)``: pixels, text vectors, low-rank S factors (a, L, R)."""
     from mmdistill.config import from_dict
     from mmdistill.evaluate.paper_learner import paper_settings
-    from mmdistill.evaluate.retrieval import DualEncoder, RetrievalProtocol
+    from mmdistill.evaluate.retrieval import RetrievalProtocol
+    from mmdistill.nets.dual_encoder import DualEncoder
 
     seed = int(spec["seed"])
     proto = paper_settings(from_dict(RetrievalProtocol, spec["protocol"]))  # fixed temperature: log_scale not learned
@@ -402,7 +403,7 @@ def test_paper_evaluation_learner_matches_reference():
 def _our_learner(golden: dict[str, Any], **proto_kw: Any) -> dict[str, Any]:
     from dataclasses import replace
 
-    from mmdistill.distill.losses import wbce_eps
+    from mmdistill.losses.contrastive import wbce_eps
     from mmdistill.evaluate.paper_learner import fit, resolve
 
     case = build_learner_case(golden["inputs"])

@@ -20,6 +20,8 @@ from mmdistill.report.build import build_report
 from mmdistill.report.compare import compare_runs
 from mmdistill.report.sections import SECTION_IDS, Options
 
+pytestmark = pytest.mark.slow  # headless browser
+
 CHROMIUM = find_chromium()
 REQUIRED = os.environ.get("MMDISTILL_REQUIRE_BROWSER") == "1"
 

@@ -19,10 +19,14 @@ from mmdistill.data.karpathy import coco_to_karpathy
 from mmdistill.nets import create_net
 from mmdistill.runs import distill, resolve_run_config
 
+pytestmark = pytest.mark.slow  # every shipped vl config end to end
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "vl"
-# trajectory-matching configs; MDM's (no inner loop, other cost knobs) run in tests/test_mdm.py
-EMOJI = sorted(p for p in CONFIG_DIR.glob("*_emoji.yaml") if not p.name.startswith("mdm_"))
-PAPER = sorted(p for p in CONFIG_DIR.glob("*.yaml") if p not in EMOJI and not p.name.startswith("mdm_"))
+# trajectory-matching configs; MDM's (no inner loop, other cost knobs) run in tests/test_mdm.py, CovMatch's and
+# RAHA's (no experts) in tests/test_covmatch_raha.py
+_OWN_TESTS = ("mdm_", "covmatch_", "raha_")
+EMOJI = sorted(p for p in CONFIG_DIR.glob("*_emoji.yaml") if not p.name.startswith(_OWN_TESTS))
+PAPER = sorted(p for p in CONFIG_DIR.glob("*.yaml") if p not in EMOJI and not p.name.startswith(_OWN_TESTS))
 # cost knobs only (the method, its losses, similarity, blending, gradient mode and lrs stay the config's)
 CHEAP = ["params.iterations=2", "params.syn_steps=2", "params.max_start_epoch=1", "params.experts.num_experts=1",
          "params.experts.epochs=1", "params.experts.encoder_epochs=1", "eval.seeds=[0]"]
@@ -53,7 +57,7 @@ def _sliced_loader(n: int = 240):
 
 def test_every_vl_config_is_covered():
     methods = {p.name.split("_")[0] for p in CONFIG_DIR.glob("*.yaml")}
-    assert methods == {"mtt-vl", "tesla-vl", "lors", "repblend", "mdm"}
+    assert methods == {"mtt-vl", "tesla-vl", "lors", "repblend", "mdm", "covmatch", "raha"}
     assert {p.name.split("_", 1)[1] for p in PAPER} == {"flickr30k.yaml", "coco.yaml"}
 
 

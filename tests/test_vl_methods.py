@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from mmdistill.config import from_dict
 from mmdistill.distill import Budget, get_method, run
-from mmdistill.distill.losses import contrastive_logits, info_nce
+from mmdistill.losses.contrastive import contrastive_logits, info_nce
 from mmdistill.distill.vl_tm import fair_pairs
 from mmdistill.errors import ConfigError
 from mmdistill.experts.buffers import ExpertBuffer, ExpertConfig, train_experts
@@ -105,7 +105,7 @@ def test_repblend_same_lambda_and_permutation_for_both_modalities(tmp_path):
     assert len(seen) == 2 * d.cfg.syn_steps  # forward pass + replay in the reverse pass
     by_step = {}
     for rec in seen:
-        lam, perm = d._blend[rec["step"]]
+        lam, perm = d.mix_draws[rec["step"]]
         mi, mt = rec["mixed"]
         torch.testing.assert_close(mi, lam * rec["img"] + (1 - lam) * rec["img"][perm])
         torch.testing.assert_close(mt, lam * rec["txt"] + (1 - lam) * rec["txt"][perm])
@@ -146,7 +146,7 @@ def test_resume_is_exact_through_the_run_loop(tmp_path, name):
 def test_config_errors(tmp_path):
     ds = tiny_retrieval()
     with pytest.raises(ConfigError, match="needs student 'heads'"):
-        _method("lors", ds, blend=True).init()
+        _method("repblend", ds, student="full", experts=experts_cfg("full")).init()
     with pytest.raises(ConfigError, match="must equal student"):
         _method("repblend", ds, experts=experts_cfg("full")).init()
     with pytest.raises(ConfigError, match="exceeds the buffer"):
@@ -155,7 +155,7 @@ def test_config_errors(tmp_path):
 
 def test_lors_soft_infonce_uses_the_learned_similarity(tmp_path):
     """loss 'infonce' with a learned S trains against S (soft InfoNCE); at S = I it is plain InfoNCE."""
-    from mmdistill.distill.losses import soft_infonce
+    from mmdistill.losses.contrastive import soft_infonce
 
     ds = tiny_retrieval()
     d = _method("lors", ds, loss="infonce", similarity="lowrank", sim_rank=2)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mmdistill.distill import losses
+from mmdistill.losses import contrastive as losses
 from mmdistill.distill.similarity import Similarity, loss_and_target_from_set, similarity_floats
 from mmdistill.synth import SyntheticSet
 

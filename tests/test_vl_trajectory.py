@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmdistill.distill.losses import info_nce, wbce
+from mmdistill.losses.contrastive import info_nce, wbce
 from mmdistill.distill.similarity import Similarity
 from mmdistill.distill.trajectory import match_loss, trajectory_match
 from mmdistill.experts.model import FlatDualEncoder, VLNetConfig, build_model

@@ -1,6 +1,6 @@
-"""``python -m mmdistill``, e.g. under ``torchrun --nproc_per_node 2 -m mmdistill distill ...`` (ecosystem.md §C)."""
+"""``python -m mmdistill``, e.g. under ``torchrun --nproc_per_node 2 -m mmdistill distill ...``."""
 
-from .dist.context import exit_process, quiet_unless_main
+from .parallel.context import exit_process, quiet_unless_main
 
 quiet_unless_main()  # rank 0 prints
 from .cli import main  # noqa: E402

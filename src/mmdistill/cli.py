@@ -163,7 +163,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_experts(args: argparse.Namespace) -> int:
-    from .experts.cli import train_from_config
+    from .experts_cli import train_from_config
 
     buf = train_from_config(args.config, args.set, dataset=args.dataset, out=args.out, data_root=args.data_root,
                             progress=not args.quiet)
@@ -174,10 +174,15 @@ def _cmd_experts(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench.runner import run_suite
+    from .bench.runner import forget_rows, run_suite
 
+    if args.forget or args.prune:
+        removed = forget_rows(args.suite, Path(args.out), args.forget, args.prune, args.suites, args.configs)
+        print(f"[bench] removed the rows of {len(removed)} cell(s) from benchmarks/{args.suite}.json"
+              + "".join(f"\n  {c}" for c in removed))
+        return 0
     run_suite(args.suite, out_dir=Path(args.out), only=args.only, jobs=args.jobs, data_root=args.data_root,
-              render_only=args.render_only)
+              render_only=args.render_only, suites_dir=args.suites, configs_dir=args.configs)
     return 0
 
 
@@ -288,15 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, default=2,
                    help="cells run in parallel (processes); each gets cores/jobs threads unless OMP_NUM_THREADS is set")
     b.add_argument("--render-only", action="store_true", help="re-render BENCHMARKS.md from benchmarks/*.json")
+    b.add_argument("--forget", action="append", default=None, metavar="TEXT",
+                   help="remove the rows of cells whose id contains TEXT (measured with a method version that no "
+                        "longer exists), re-render, run nothing")
+    b.add_argument("--prune", action="store_true",
+                   help="remove the rows of cells the suite no longer defines, re-render, run nothing")
+    b.add_argument("--suites", help="directory of suite files <suite>.yaml (default: OUT/benchmarks/suites)")
+    b.add_argument("--configs", help="directory of the shipped run configs (default: OUT/configs)")
     _add_common(b)
     b.set_defaults(func=_cmd_bench)
 
     # Subcommands owned by their own packages (each module's add_parsers(sub) registers them).
     from .report.cli import add_parsers as _add_report_parsers
-    from .dist.cli import add_parsers as _add_dist_parsers
+    from .sweep_cli import add_parsers as _add_sweep_parsers
 
     _add_report_parsers(sub)
-    _add_dist_parsers(sub)
+    _add_sweep_parsers(sub)
     return ap
 
 

@@ -1,6 +1,6 @@
 """SyntheticSet: the distilled (or selected) set, saved as safetensors + a sha256 manifest.
 
-DESIGN.md "Core types". Layout on disk (a run directory):
+Layout on disk (a run directory):
 
 * ``synthetic.safetensors`` - keys ``tensor/<modality>``, ``labels``, ``extra/<name>``;
 * ``manifest.json`` - format version, per-file and per-tensor sha256, shapes, dtypes, ``meta`` and the
@@ -47,7 +47,7 @@ class SyntheticSet:
 
     ``meta`` keys used by the library: ``method``, ``dataset``, ``dataset_params``, ``task``,
     ``budget`` ({"value", "unit"}), ``seed``, ``config``, ``floats_per_pair`` (of the real dataset),
-    ``layout`` (factorisation, see ``mmdistill.distill.factor``), ``source_indices`` for coresets.
+    ``layout`` (factorisation, see ``mmdistill.factor``), ``source_indices`` for coresets.
     """
 
     tensors: dict[str, Tensor]

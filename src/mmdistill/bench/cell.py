@@ -1,4 +1,4 @@
-"""Run one benchmark cell in its own process and print its rows as JSON (peak RSS is per cell).
+"""Run one benchmark cell in its own process and print its rows as JSON (peak RSS and CPU time are per cell).
 
 ``python -m mmdistill.bench.cell '<cell json>' [data_root]``
 """
@@ -6,159 +6,28 @@
 from __future__ import annotations
 
 import json
-import os
-import resource
 import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from .suites import Cell
-
-METRICS = {
-    "classification": ["fused_acc", "audio_acc", "visual_acc"],
-    "retrieval": ["r_mean", "ir@1", "ir@5", "ir@10", "tr@1", "tr@5", "tr@10"],
-}
+from .spec import KDCell, cell_from_dict
 
 
-def run_cell(cell: Cell, data_root: str | None = None) -> list[dict[str, Any]]:
-    from ..data import load_dataset
-    from ..distill import Budget, get_method
-    from ..distill.base import run
-    from ..config import from_dict
-    from ..evaluate.protocol import default_protocol, evaluate_real, evaluate_set
-    from ..evaluate.results import aggregate
-    from ..seed import set_threads
+def run_any_cell(spec: dict[str, Any], data_root: str | None = None) -> list[dict[str, Any]]:
+    """Rows of the cell ``spec`` describes (a distillation/selection cell or a KD cell)."""
+    cell = cell_from_dict(spec)
+    if isinstance(cell, KDCell):
+        from .kd_cell import run_kd_cell
 
-    set_threads()
-    from .suites import PREPARE
+        return run_kd_cell(cell, data_root)
+    from .distill_cell import run_distill_cell
 
-    if cell.suite in PREPARE:  # e.g. the vl suite's expert buffers: trained by the first cell, cached for the rest
-        PREPARE[cell.suite](cell, data_root)
-    _warm_imports()
-    t0 = time.perf_counter()
-    train = load_dataset(cell.dataset, "train", data_root, **cell.data)
-    test = load_dataset(cell.dataset, "test", data_root, **cell.data)
-    archs = [cell.eval_arch, *cell.extra_archs]
-    distill_s: list[float] = []
-    distill_cpu: list[float] = []  # this process's CPU seconds of the distillation alone (robust to a loaded box)
-    experts_s: float | None = None  # one-off expert-buffer training (trajectory family, MDM): reported, not added
-    s_per_iter: list[float] = []
-    cpu_s_per_iter: list[float] = []  # CPU seconds per iteration: comparable across cells run under different load
-    per_arch: dict[str, list[dict[str, float]]] = {a: [] for a in archs}
-    protocols: dict[str, dict[str, Any]] = {}
-    if cell.method == "full":
-        for a in archs:
-            proto = default_protocol(train.task, arch=a, **{**cell.eval, "seeds": cell.seeds})
-            res = evaluate_real(train, test, proto)
-            per_arch[a] = [{k: v["per_seed"][i] for k, v in res.metrics.items()} for i in range(len(cell.seeds))]
-            protocols[a] = res.protocol
-    else:
-        method_cls = get_method(cell.method)
-        method_cfg = from_dict(method_cls.Config, cell.params, where=f"bench cell {cell.id}")
-        syn_seeds = cell.syn_seeds if cell.syn_seeds is not None else cell.seeds
-        with tempfile.TemporaryDirectory(prefix="mmdistill-bench-") as tmp:
-            for s in syn_seeds:
-                d0, c0 = time.perf_counter(), time.process_time()
-                dist = method_cls(method_cfg, train, Budget(int(cell.budget or 0), cell.unit or "ipc"), s)  # type: ignore[arg-type]
-                syn = run(dist, Path(tmp) / f"s{s}", progress=False)
-                distill_s.append(time.perf_counter() - d0)
-                distill_cpu.append(time.process_time() - c0)
-                experts_s = _experts_wall_s(dist)
-                if dist.iterations:
-                    s_per_iter.append(distill_s[-1] / dist.iterations)
-                    cpu_s_per_iter.append(distill_cpu[-1] / dist.iterations)
-                eval_seeds = cell.seeds if cell.syn_seeds is not None else [s]
-                for a in archs:
-                    proto = default_protocol(train.task, arch=a, **{**cell.eval, "seeds": eval_seeds})
-                    r = evaluate_set(syn, train, test, proto)
-                    protocols[a] = r.protocol
-                    per_arch[a] += [{k: v["per_seed"][i] for k, v in r.metrics.items()} for i in range(len(eval_seeds))]
-    wall = time.perf_counter() - t0
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak = usage.ru_maxrss / 1024.0
-    cpu = usage.ru_utime + usage.ru_stime  # robust to other load on the box, unlike wall time
-    load1 = os.getloadavg()[0]
-    rows: list[dict[str, Any]] = []
-    for a in archs:
-        metrics = aggregate(per_arch[a])
-        cid = cell.cell_id(a)
-        base = {
-            "suite": cell.suite, "dataset": cell.dataset, "method": cell.row_method,
-            "budget": cell.budget if cell.budget else len(train), "budget_unit": cell.unit or "pairs",
-            "eval_arch": a, "n_seeds": len(per_arch[a]), "n_sets": len(distill_s) or None, "wall_s": round(wall, 2),
-            "cpu_s": round(cpu, 2), "threads": torch.get_num_threads(), "load_avg_1m": round(load1, 2),
-            "peak_rss_mb": round(peak, 1), "command": f"mmdistill bench --suite {cell.suite} --only {cell.id}",
-            "cell": cid, "data_params": cell.data, **cell.extra,
-        }
-        arows = []
-        for name in METRICS[train.task]:
-            if name in metrics:
-                m = metrics[name]
-                arows.append({**base, "metric": name, "mean": m["mean"], "std": m["std"], "per_seed": m["per_seed"]})
-        if distill_s:
-            arows.append({**base, "metric": "distill_wall_s", "mean": sum(distill_s) / len(distill_s),
-                          "std": _std(distill_s), "per_seed": distill_s})
-        if distill_cpu:
-            arows.append({**base, "metric": "distill_cpu_s", "mean": sum(distill_cpu) / len(distill_cpu),
-                          "std": _std(distill_cpu), "per_seed": distill_cpu})
-        if experts_s is not None:
-            arows.append({**base, "metric": "experts_wall_s", "mean": experts_s, "std": 0.0, "per_seed": [experts_s]})
-        if s_per_iter:
-            arows.append({**base, "metric": "s_per_iter", "mean": sum(s_per_iter) / len(s_per_iter),
-                          "std": _std(s_per_iter), "per_seed": s_per_iter})
-        if cpu_s_per_iter:
-            arows.append({**base, "metric": "cpu_s_per_iter", "mean": sum(cpu_s_per_iter) / len(cpu_s_per_iter),
-                          "std": _std(cpu_s_per_iter), "per_seed": cpu_s_per_iter})
-        arows.append({**base, "metric": "peak_rss_mb", "mean": peak, "std": 0.0, "per_seed": [peak]})
-        p = dict(protocols.get(a, {}))
-        p["eval_seeds"] = cell.seeds
-        p["syn_seeds"] = cell.syn_seeds if cell.syn_seeds is not None else (cell.seeds if cell.method != "full" else None)
-        arows[0]["protocol"] = p
-        rows += arows
-    return rows
-
-
-def _warm_imports() -> None:
-    """One-off library imports are not distillation: load them before any clock starts, in every cell
-    (torch.optim's first optimizer imports torch._dynamo, 2-5 s; MDM's k-means imports scikit-learn)."""
-    import sklearn.cluster  # noqa: F401
-
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-
-
-def _experts_wall_s(dist: Any) -> float | None:
-    """Training wall time of the expert buffer a method read (sum of its experts' recorded ``wall_s``)."""
-    files = getattr(getattr(dist, "buffer", None), "experts", None)
-    if not files:
-        return None
-    from safetensors import safe_open
-
-    total = 0.0
-    for f in files:
-        with safe_open(str(f), framework="pt") as h:
-            total += float((h.metadata() or {}).get("wall_s", "nan"))
-    return total
-
-
-def _std(v: list[float]) -> float:
-    import statistics
-
-    return statistics.stdev(v) if len(v) > 1 else 0.0
+    return run_distill_cell(cell, data_root)
 
 
 def main() -> int:
     spec = json.loads(sys.argv[1])
     data_root = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
-    if spec.get("kind") == "kd":  # cross-modal KD cells (bench/kd_suite.py) have their own runner
-        from .kd_suite import KDCell, run_kd_cell
-
-        rows = run_kd_cell(KDCell(**spec), data_root)
-    else:
-        rows = run_cell(Cell(**spec), data_root)
+    rows = run_any_cell(spec, data_root)
     sys.stdout.write("\n@@ROWS@@" + json.dumps(rows, default=str) + "\n")
     return 0
 

@@ -1,81 +1,418 @@
-"""Render BENCHMARKS.md from ``benchmarks/*.json`` (never edit either by hand)."""
+"""Render BENCHMARKS.md and one wide CSV per suite from ``benchmarks/*.json`` (never edit either by hand).
+
+Per dataset, and per suite that measured it (one evaluation protocol per table): a headline pivot (methods in a
+fixed order, budgets as columns, the main metric with % of full data and distillation time), a
+cross-architecture table, a cost table, short ablation tables and the suite's targets
+(``targets:`` of ``benchmarks/suites/<suite>.yaml``, :mod:`mmdistill.bench.targets`).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..config import load_yaml
 from ..io import atomic_write_text
+from .targets import Rows, check_target
+from .gpu_section import GPU_JSON, section as gpu_section
 
-# suite -> function(rows) -> markdown lines with target checks (registered by method issues)
-CHECKS: dict[str, list[Callable[[list[dict[str, Any]]], list[str]]]] = {}
-
-METRIC_ORDER = ["fused_acc", "audio_acc", "visual_acc", "student_acc", "r_mean", "ir@1", "ir@5", "ir@10", "tr@1", "tr@5",
-                "tr@10", "s_per_iter", "distill_wall_s", "distill_cpu_s", "experts_wall_s"]
-HIDDEN = {"peak_rss_mb"}  # shown in its own column
-
-
-def _fmt(m: float, s: float) -> str:
-    return f"{m:.2f} ± {s:.2f}"
-
-
-def _opt(r: dict[str, Any], key: str, fmt: str) -> str:
-    return fmt.format(r[key]) if r.get(key) is not None else "–"
-
-
-def _protocol_line(p: dict[str, Any]) -> str:
-    if not p:
-        return "(not recorded)"
-    keys = ["task", "nets", "optimizer", "lr", "weight_decay", "batch_size", "epochs", "min_steps", "lr_schedule",
-            "augment", "trained_modules", "lr_source", "loss", "fusion", "selection", "split"]
-    return "; ".join(f"{k}={json.dumps(p[k]) if isinstance(p[k], (dict, list)) else p[k]}" for k in keys if k in p)
+SUITE_ORDER = ["quick", "av", "vl", "kd"]
+# headline rows, in this order; every other row of a suite is an ablation/control of the longest prefix here
+METHOD_ORDER = ["random", "herding", "k-center", "forgetting", "dm", "avdd", "dm-avdd-lr", "davdd", "mtt-vl", "tesla-vl",
+                "lors", "repblend", "mdm", "covmatch", "raha", "full"]
+KD_ORDER = ["no-kd", "kd", "dkd", "dist", "fitnet", "pkd", "c2kd", "fd-cmkd"]
+AV_RETRIEVAL_METRIC = "avr_r_mean"  # audio-visual retrieval of audio-visual sets: mean of a2i/i2a R@1/5/10
+MAIN_METRIC = {"classification": "fused_acc", "retrieval": "r_mean", "kd": "student_acc"}
+ARCH_ORDER = ["convnet", "lenet", "alexnet", "vgg11", "resnet18"]
+PROTOCOL_KEYS = ["arch", "epochs", "batch_size", "optimizer", "lr", "lr_schedule", "augment", "trained_modules",
+                 "lr_source", "fusion", "selection", "split"]
+CSV_ID = ["suite", "dataset", "method", "budget", "budget_unit", "eval_arch", "teacher_modality", "student_modality",
+          "syn_steps", "n_sets", "n_seeds"]
 
 
-def render_suite(suite: str, rows: list[dict[str, Any]]) -> list[str]:
-    out = [f"## Suite `{suite}`", "", f"Regenerate: `mmdistill bench --suite {suite}` (one cell: add `--only CELL`). "
-           "Every number below is read from `benchmarks/" + suite + ".json`.", ""]
-    by_ds: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+def _num(m: float, s: float | None, n: int | None, digits: int = 2) -> str:
+    """``m ± s`` (plain ``m`` when a single evaluation: no spread to show)."""
+    if not n or n <= 1 or s is None:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def _size(r: dict[str, Any]) -> str:
+    """(sets × evaluation seeds per set), or (n seeds) for rows without distilled sets."""
+    n, k = r.get("n_seeds") or 0, r.get("n_sets")
+    if not k:
+        return f"({n})"
+    return f"({k}×{max(1, n // k)})"
+
+
+def _task(rows: list[dict[str, Any]]) -> str:
+    metrics = {r["metric"] for r in rows}
+    if "student_acc" in metrics:
+        return "kd"
+    return "retrieval" if "r_mean" in metrics else "classification"
+
+
+def _order(methods: set[str], order: list[str]) -> list[str]:
+    return [m for m in order if m in methods]
+
+
+def _family(label: str, order: list[str]) -> str | None:
+    hits = [m for m in order if label == m or label.startswith(m + "-") or label.startswith(m + "@")]
+    return max(hits, key=len) if hits else None
+
+
+def _protocol(rows: list[dict[str, Any]]) -> str:
+    p = next((r["protocol"] for r in rows if r.get("protocol")), {})
+    parts = [f"{k}={p[k]}" for k in PROTOCOL_KEYS if k in p and not isinstance(p[k], (dict, list))]
+    data = next((r.get("data_params") for r in rows if r.get("data_params")), None)
+    if data:
+        parts.append("data=" + ",".join(f"{k}:{v}" for k, v in sorted(data.items())))
+    return "; ".join(parts) + "; test split, last epoch" if parts else "test split, last epoch"
+
+
+def _of_metric(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """The rows of ``metric`` when one of them carries a protocol (e.g. audio-visual retrieval), else all rows."""
+    own = [r for r in rows if r["metric"] == metric]
+    return own if any(r.get("protocol") for r in own) else rows
+
+
+def _split_protocols(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows by evaluation protocol: "" = the common one; ``<method>@<protocol>`` rows under "<protocol>", with the
+    suffix removed so that each protocol's table reads like the headline (one protocol per table)."""
+    out: dict[str, list[dict[str, Any]]] = {"": []}
     for r in rows:
-        by_ds.setdefault(r["dataset"], []).append(r)
-    for ds, drows in by_ds.items():
-        out += [f"### {ds}", ""]
-        protos = [r["protocol"] for r in drows if r.get("protocol")]
-        if protos:
-            out += [f"Protocol (last epoch, mean ± std over seeds): {_protocol_line(protos[0])}", ""]
-        metrics = [m for m in METRIC_ORDER if any(r["metric"] == m for r in drows)]
-        extra_keys = sorted({k for r in drows for k in ("syn_steps", "teacher_modality", "student_modality") if k in r})
-        head = ["method", "budget", "eval arch", *extra_keys, *metrics, "seeds", "wall s", "CPU s", "load 1m", "peak RSS MB"]
-        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        cells: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        for r in drows:
-            c = cells.setdefault(r["cell"], {"row": r, "m": {}})
-            c["m"][r["metric"]] = r
-        for c in cells.values():
-            r = c["row"]
-            vals = [r["method"], f"{r['budget']} {r['budget_unit']}", r["eval_arch"], *[str(r.get(k, "")) for k in extra_keys]]
-            vals += [_fmt(c["m"][m]["mean"], c["m"][m]["std"]) if m in c["m"] else "" for m in metrics]
-            vals += [str(r["n_seeds"]), f"{r['wall_s']:.0f}", _opt(r, "cpu_s", "{:.0f}"), _opt(r, "load_avg_1m", "{:.1f}"),
-                     f"{r['peak_rss_mb']:.0f}"]
-            out.append("| " + " | ".join(vals) + " |")
-        out.append("")
-    for check in CHECKS.get(suite, []):
-        out += check(rows) + [""]
+        method, _, proto = str(r["method"]).partition("@")
+        if proto and r.get("suite") != "kd":
+            out.setdefault(proto, []).append({**r, "method": method})
+        else:
+            out[""].append(r)
     return out
 
 
-def render(bench_dir: Path, md_path: Path) -> Path:
+def _budgets(rows: list[dict[str, Any]], metric: str) -> list[tuple[Any, str]]:
+    seen: list[tuple[Any, str]] = []
+    for r in sorted((r for r in rows if r["method"] != "full" and r["metric"] == metric and isinstance(r.get("budget"), int)),
+                    key=lambda r: r["budget"]):
+        b = (r["budget"], r["budget_unit"])
+        if b not in seen:
+            seen.append(b)
+    return seen
+
+
+def _regen(suite: str, only: str | None = None) -> str:
+    cmd = f"mmdistill bench --suite {suite}" + (f" --only {only}" if only else "")
+    return f"Regenerate: `{cmd}`."
+
+
+# ------------------------------------------------------------------------------------------ distillation suites
+
+
+def _headline(suite: str, ds: str, rows: Rows, metric: str) -> list[str]:
+    budgets = _budgets(rows.rows, metric)
+    main = [r for r in rows.rows if r.get("syn_steps") is None]
+    methods = _order({r["method"] for r in main}, METHOD_ORDER)
+    full = rows.get(method="full", metric=metric, arch="convnet")
+    out = [f"**{metric}** (mean ± std (sets × evaluation seeds per set) · % of full data · distillation wall s per set); "
+           f"ConvNet evaluation, protocol: {_protocol(_of_metric(rows.filter(arch='convnet'), metric))}.", "",
+           "| method | " + " | ".join(f"{b} {u}" for b, u in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+    for m in methods:
+        if m == "full":
+            if full is None:
+                continue
+            cells = [f"{_num(full['mean'], full['std'], full['n_seeds'])} {_size(full)} · 100 %"] + [""] * (len(budgets) - 1)
+            out.append(f"| full ({full['budget']} {full['budget_unit']}) | " + " | ".join(cells) + " |")
+            continue
+        cells = []
+        for b, u in budgets:
+            r = rows.get(method=m, metric=metric, budget=b, arch="convnet", syn_steps=None)
+            if r is None:
+                cells.append("–")
+                continue
+            txt = f"{_num(r['mean'], r['std'], r['n_seeds'])} {_size(r)}"
+            if full and full["mean"]:
+                txt += f" · {100 * r['mean'] / full['mean']:.0f} %"
+            t = rows.get(method=m, metric="distill_wall_s", budget=b, arch="convnet", syn_steps=None)
+            if t is not None:
+                txt += f" · {t['mean']:.1f} s" if t["mean"] < 10 else f" · {t['mean']:.0f} s"
+            cells.append(txt)
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return out + ["", _regen(suite)]
+
+
+def _cross_arch(suite: str, rows: Rows, metric: str) -> list[str]:
+    archs = _order({r["eval_arch"] for r in rows.rows}, ARCH_ORDER)
+    if len(archs) < 2:
+        return []
+    out = [f"Cross-architecture ({metric}, the same sets evaluated by fresh nets of each architecture; mean ± std):", "",
+           "| method | budget | " + " | ".join(archs) + " |", "|---|---" + "|---" * len(archs) + "|"]
+    budgets = [(None, None)] + _budgets(rows.rows, metric)
+    for m in _order({r["method"] for r in rows.rows}, METHOD_ORDER):
+        for b, u in budgets:
+            got = [rows.get(method=m, metric=metric, budget=b, arch=a) if m != "full" else rows.get(method=m, metric=metric, arch=a)
+                   for a in archs]
+            if (m == "full") != (b is None) or sum(g is not None for g in got) < 2:
+                continue
+            label = "all" if b is None else f"{b} {u}"
+            out.append(f"| {m} | {label} | " + " | ".join("–" if g is None else _num(g["mean"], g["std"], g["n_seeds"])
+                                                          for g in got) + " |")
+    return out + ["", _regen(suite)]
+
+
+def _target_methods(targets: list[dict[str, Any]]) -> set[str]:
+    out: set[str] = set()
+    for t in targets:
+        for k in ("num", "den", "a", "b", "select"):
+            if isinstance(t.get(k), dict) and "method" in t[k]:
+                out.add(t[k]["method"])
+    return out
+
+
+def _cost(suite: str, rows: Rows, targets: list[dict[str, Any]]) -> list[str]:
+    keep = set(METHOD_ORDER) | _target_methods(targets)
+    main = [r for r in rows.rows if r["eval_arch"] == "convnet" and r["metric"] in ("distill_wall_s", "s_per_iter")
+            and (r["method"] in keep or r.get("syn_steps") is not None)]
+    keys: list[tuple[str, Any, Any]] = []
+    for r in main:
+        k = (r["method"], r["budget"], r.get("syn_steps"))
+        if k not in keys:
+            keys.append(k)
+    if not keys:
+        return []
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    keys.sort(key=lambda k: (order.get(_family(k[0], METHOD_ORDER) or "", 99), k[0], k[1], k[2] or 0))
+    out = ["Cost per distilled set (ConvNet cells; headline methods, memory cells and the rows the targets read; wall "
+           "time depends on the machine's load, CPU time less so; peak RSS of the cell's whole process):", "",
+           "| method | budget | s/iter | CPU s/iter | distill wall s | distill CPU s | peak RSS MB |", "|---|---|---|---|---|---|---|"]
+    for m, b, steps in keys:
+        sel = dict(method=m, budget=b, arch="convnet", syn_steps=steps)
+
+        def v(metric: str, digits: int = 1, sel: dict[str, Any] = sel) -> str:
+            r = rows.get(metric=metric, **sel)
+            return "–" if r is None else f"{r['mean']:.{digits}f}"
+        unit = next((r["budget_unit"] for r in main if r["method"] == m and r["budget"] == b), "")
+        name = m + (f" (syn_steps {steps})" if steps is not None else "")
+        out.append(f"| {name} | {b} {unit} | {v('s_per_iter', 3)} | {v('cpu_s_per_iter', 3)} | {v('distill_wall_s')} | "
+                   f"{v('distill_cpu_s')} | {v('peak_rss_mb', 0)} |")
+    extra = sorted({r["method"] for r in rows.rows if r["metric"].startswith("bank_")})
+    for m in extra:
+        bits = [f"{k} {r['mean']:.0f}" for k in ("bank_encoders_cpu_s", "bank_decouplers_cpu_s", "bank_total_cpu_s",
+                                                 "bank_total_wall_s") if (r := rows.get(method=m, metric=k)) is not None]
+        out += ["", f"One-off `{m}` (trained once, shared by every cell that reads it): " + ", ".join(bits) + " s."]
+    return out + ["", _regen(suite)]
+
+
+def _ablations(suite: str, rows: Rows, metric: str) -> list[str]:
+    labels = {r["method"] for r in rows.rows if r["method"] not in METHOD_ORDER and r.get("syn_steps") is None
+              and r["metric"] == metric}
+    fams: dict[str, list[str]] = {}
+    for lab in sorted(labels):
+        fams.setdefault(_family(lab, METHOD_ORDER) or "controls", []).append(lab)
+    out: list[str] = []
+    for fam in _order(set(fams), METHOD_ORDER) + (["controls"] if "controls" in fams else []):
+        variants = fams[fam]
+        budgets = [b for b in _budgets(rows.rows, metric)
+                   if any(rows.get(method=v, metric=metric, budget=b[0], arch="convnet") for v in variants)]
+        base = [fam] if fam in METHOD_ORDER else []
+        out += [f"Ablations and controls of `{fam}` ({metric}, ConvNet, mean ± std (sets × evaluation seeds per set)):"
+                if base else f"Controls ({metric}, ConvNet):", "",
+                "| variant | " + " | ".join(f"{b} {u}" for b, u in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+        for v in base + variants:
+            cells = []
+            for b, _ in budgets:
+                r = rows.get(method=v, metric=metric, budget=b, arch="convnet", syn_steps=None)
+                cells.append("–" if r is None else f"{_num(r['mean'], r['std'], r['n_seeds'])} {_size(r)}")
+            out.append(f"| {v} | " + " | ".join(cells) + " |")
+        ds = rows.rows[0]["dataset"]
+        only = f"{ds}/{fam}-" if base else " --only ".join(f"{ds}/{v}/" for v in variants)
+        out += ["", _regen(suite, only), ""]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ KD suite
+
+def _direction(r: dict[str, Any]) -> str:
+    return f"{r.get('teacher_modality', '?')} → {r.get('student_modality', '?')}"
+
+
+def _kd_tables(suite: str, rows: Rows) -> list[str]:
+    dirs: list[str] = []
+    for r in rows.rows:
+        if _direction(r) not in dirs:
+            dirs.append(_direction(r))
+    acc = [r for r in rows.rows if r["metric"] == "student_acc"]
+    main = [r for r in acc if r["eval_arch"] == "convnet"]
+    out = [f"**student_acc** (the student's own head, last epoch; mean ± std over seeds; Δ vs the no-KD student of the "
+           f"same direction); protocol: {_protocol(main)}.", "",
+           "| method | " + " | ".join(dirs) + " |", "|---" * (len(dirs) + 1) + "|"]
+
+    def get(method: str, d: str, metric: str = "student_acc", arch: str = "convnet") -> dict[str, Any] | None:
+        return next((r for r in rows.rows if r["method"] == method and _direction(r) == d and r["metric"] == metric
+                     and r["eval_arch"] == arch), None)
+    teach = [get(m, d, "teacher_acc") for d in dirs for m in ("no-kd",)]
+    out.append("| teacher (teacher modality) | " + " | ".join("–" if t is None else _num(t["mean"], t["std"], t["n_seeds"])
+                                                             for t in teach) + " |")
+    methods = _order({r["method"] for r in main}, KD_ORDER)
+    methods += sorted({r["method"] for r in main} - set(methods))
+    for m in methods:
+        cells = []
+        for d in dirs:
+            r, base = get(m, d), get("no-kd", d)
+            if r is None:
+                cells.append("–")
+                continue
+            txt = _num(r["mean"], r["std"], r["n_seeds"])
+            if base is not None and m != "no-kd":
+                txt += f" ({r['mean'] - base['mean']:+.2f})"
+            cells.append(txt)
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    out += ["", _regen(suite)]
+    gap = [r for r in acc if r["eval_arch"] != "convnet"]
+    if gap:
+        arch = gap[0]["eval_arch"]
+        gdirs = [d for d in dirs if any(_direction(r) == d for r in gap)]
+        out += ["", f"Student with a globally pooled classifier (`{arch}`; Δ vs its own no-KD student):", "",
+                "| method | " + " | ".join(gdirs) + " |", "|---" * (len(gdirs) + 1) + "|"]
+        for m in sorted({r["method"] for r in gap}, key=lambda x: (not x.startswith("no-kd"), x)):
+            cells = []
+            for d in gdirs:
+                r = get(m, d, arch=arch)
+                base = next((get(b, d, arch=arch) for b in {x["method"] for x in gap} if b.startswith("no-kd")), None)
+                cells.append("–" if r is None else _num(r["mean"], r["std"], r["n_seeds"])
+                             + (f" ({r['mean'] - base['mean']:+.2f})" if base is not None and r is not base else ""))
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
+        out += ["", _regen(suite, "@gap-head")]
+    sim = [r for r in rows.rows if r["method"] == "similarity"]
+    if sim:
+        sdirs = [d for d in dirs if any(_direction(r) == d for r in sim)]
+        qs = [("cos_raw", "raw"), ("cos_low_dc", "low band incl. DC"), ("cos_high", "high band"),
+              ("cos_low", "low band, DC excluded"), ("cos_low_perm", "low band, channels permuted"),
+              ("cos_high_perm", "high band, channels permuted")]
+        out += ["", "Control: paired cosine between the two modalities' unimodal nets on test pairs (real features), "
+                "next to independent random vectors with each side's channel mean and std (random):", "",
+                "| quantity | " + " | ".join(f"{d} real | {d} random" for d in sdirs) + " |",
+                "|---" * (2 * len(sdirs) + 1) + "|"]
+        for k, lab in qs:
+            cells = []
+            for d in sdirs:
+                for key in (k, "rand_" + k):
+                    r = get("similarity", d, key)
+                    cells.append("–" if r is None else _num(r["mean"], r["std"], r["n_seeds"], 3))
+            out.append(f"| {lab} | " + " | ".join(cells) + " |")
+        out += ["", _regen(suite, "similarity")]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ page
+
+
+def _targets(suite: str, ds: str | None, targets: list[dict[str, Any]], rows: Rows) -> list[str]:
+    mine = [t for t in targets if t.get("dataset") == ds]
+    if not mine:
+        return []
+    out = ["Targets:", "", "| target | value | met/missed |", "|---|---|---|"]
+    for t in mine:
+        value, ok = check_target(t, rows)
+        out.append(f"| {t['name']} | {value} | {'–' if ok is None else ('met' if ok else 'missed')} |")
+    return out + ["", _regen(suite)]
+
+
+def _suite_spec(suites_dir: Path | None, suite: str) -> dict[str, Any]:
+    if suites_dir is None or not (Path(suites_dir) / f"{suite}.yaml").is_file():
+        return {}
+    return load_yaml(Path(suites_dir) / f"{suite}.yaml")
+
+
+def render_markdown(suites: dict[str, list[dict[str, Any]]], specs: dict[str, dict[str, Any]] | None = None) -> str:
+    """BENCHMARKS.md text from ``{suite: rows}``."""
+    specs = specs or {}
+    order = [s for s in SUITE_ORDER if s in suites] + sorted(set(suites) - set(SUITE_ORDER))
+    datasets: list[str] = []
+    for s in order:
+        for r in suites[s]:
+            if r["dataset"] not in datasets:
+                datasets.append(r["dataset"])
     lines = ["# Benchmarks", "",
-             "Generated by `mmdistill bench` from `benchmarks/*.json`; do not edit by hand. Evaluation: fresh models "
-             "trained on each set, tested on the dataset's test split at the LAST step (never best-on-test); "
-             "mean ± std over seeds (each seed = one selected/distilled set + one evaluation model). Wall time and "
-             "peak RSS are per cell (its own process) on the 2-core CPU box. CPU s is the cell's own CPU time; the "
-             "1-minute load average at the end of the cell shows how much else ran on the box (wall time is "
-             "inflated accordingly when it exceeds 2).", ""]
-    for path in sorted(bench_dir.glob("*.json")):
+             "Generated by `mmdistill bench` from `benchmarks/*.json` (re-render with `mmdistill bench --render-only`; "
+             "never edit by hand). Every number is a fresh model trained on the selected or distilled set and tested "
+             "on the dataset's test split at the last epoch. A cell reads mean ± std over (sets × evaluation seeds per "
+             "set); a single evaluation shows no ±. Per-cell rows, protocols and commands: `benchmarks/<suite>.json`; "
+             "one row per method × budget × architecture: `benchmarks/<suite>.csv`. Suite definitions: "
+             "`benchmarks/suites/<suite>.yaml`; studies behind the configs: `benchmarks/studies/`.", ""]
+    lines += ["Contents: " + ", ".join(f"[{d}](#{d.replace(' ', '-')})" for d in datasets), ""]
+    for ds in datasets:
+        lines += [f"## {ds}", ""]
+        for s in order:
+            drows = [r for r in suites[s] if r["dataset"] == ds]
+            if not drows:
+                continue
+            rows = Rows(drows)
+            task = _task(drows)
+            lines += [f"### {ds} · suite `{s}`", ""]
+            if task == "kd":
+                lines += _kd_tables(s, rows) + [""]
+            else:
+                metric = MAIN_METRIC[task]
+                by_proto = _split_protocols(drows)
+                rows = Rows(by_proto.pop(""))
+                lines += _headline(s, ds, rows, metric) + [""]
+                if rows.get(metric=AV_RETRIEVAL_METRIC, arch="convnet") is not None:
+                    lines += _headline(s, ds, rows, AV_RETRIEVAL_METRIC) + [""]
+                for name, prows in by_proto.items():
+                    lines += [f"The same sets under the `{name}` evaluation protocol (`eval.protocol: {name}`; "
+                              "the method's own paper's evaluation learner, last epoch):", ""]
+                    lines += _headline(s, ds, Rows(prows), metric) + [""]
+                targets = specs.get(s, {}).get("targets") or []
+                for part in (_cross_arch(s, rows, metric), _cost(s, rows, targets), _ablations(s, rows, metric)):
+                    lines += (part + [""]) if part else []
+            lines += (_targets(s, ds, specs.get(s, {}).get("targets") or [], Rows(suites[s])) or [])
+            lines.append("")
+    across = [(s, t) for s in order for t in specs.get(s, {}).get("targets") or [] if t.get("dataset") is None]
+    if across:
+        lines += ["## Targets across datasets", ""]
+        for s in order:
+            part = _targets(s, None, specs.get(s, {}).get("targets") or [], Rows(suites[s]))
+            if part:
+                lines += [f"Suite `{s}`:", ""] + part + [""]
+    text = "\n".join(lines).rstrip() + "\n"
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text
+
+
+def suite_csv(rows: list[dict[str, Any]]) -> str:
+    """One row per method × budget × architecture (× syn_steps / KD direction), one column pair per metric."""
+    metrics: list[str] = []
+    table: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        if r["metric"] not in metrics:
+            metrics.append(r["metric"])
+        key = tuple(r.get(k) for k in CSV_ID[:9])
+        row = table.setdefault(key, {k: r.get(k) for k in CSV_ID})
+        row[f"{r['metric']}_mean"] = r["mean"]
+        row[f"{r['metric']}_std"] = r["std"]
+    cols = CSV_ID + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for row in table.values():
+        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in cols})
+    return buf.getvalue()
+
+
+def render(bench_dir: Path, md_path: Path, suites_dir: Path | None = None) -> Path:
+    """Write ``md_path`` and ``<bench_dir>/<suite>.csv`` from ``<bench_dir>/*.json`` (targets from ``suites_dir``)."""
+    suites: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(Path(bench_dir).glob("*.json")):
+        if path.name == GPU_JSON:  # device rows, not a suite: rendered by gpu_section
+            continue
         rows = json.loads(path.read_text(encoding="utf-8"))
         if rows:
-            lines += render_suite(path.stem, rows)
-    atomic_write_text(md_path, "\n".join(lines).rstrip() + "\n")
+            suites[path.stem] = rows
+            atomic_write_text(path.with_suffix(".csv"), suite_csv(rows))
+    specs = {s: _suite_spec(suites_dir, s) for s in suites}
+    md = render_markdown(suites, specs).rstrip() + "\n\n" + "\n".join(gpu_section(Path(bench_dir))).rstrip() + "\n"
+    atomic_write_text(md_path, md)
     return md_path

@@ -25,6 +25,8 @@ from tqdm import tqdm
 from ..data.paired import PairedDataset
 from ..data.root import cache_dir
 from ..evaluate import classification, retrieval
+from ..losses.contrastive import info_nce
+from ..nets.dual_encoder import DualEncoder
 from ..evaluate.augment import augment_modality
 from ..io import atomic_write_with
 from ..seed import generator, seed_everything
@@ -109,7 +111,7 @@ def _train_retrieval(ds: PairedDataset, cfg: ProxyConfig, seed: int, progress: b
     proto = retrieval.RetrievalProtocol(width=cfg.width, depth=cfg.depth)
     images, texts = ds.tensors["image"], ds.tensors["text"]
     t2i = ds.text_to_image
-    model = retrieval.DualEncoder(proto, tuple(images.shape[1:]), int(texts.shape[1]))
+    model = DualEncoder(proto, tuple(images.shape[1:]), int(texts.shape[1]))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     n = len(ds)
     bs = max(cfg.batch_size, 2)
@@ -121,7 +123,7 @@ def _train_retrieval(ds: PairedDataset, cfg: ProxyConfig, seed: int, progress: b
     for idx in tqdm(_visits(n, bs, cfg.epochs, gen), total=steps, desc="proxy run", disable=not progress, leave=False):
         x = augment_modality("image", images[t2i[idx]], gen)
         logits = model.logits(x, texts[idx])
-        loss = retrieval.info_nce(logits)
+        loss = info_nce(logits)
         with torch.no_grad():
             ar = torch.arange(idx.numel())
             _forgetting(prev, (logits.argmax(1) == ar) & (logits.argmax(0) == ar), idx, counts, ever)

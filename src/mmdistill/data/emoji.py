@@ -1,7 +1,7 @@
 """Emoji-Captions: OpenMoji glyphs paired with their Unicode/CLDR names and keywords (retrieval).
 
-offline-data.md §6 "Image–text #1", §1.3 (caption table), §2.2 (OpenMoji); signal check in
-cpu-calibration.md §5.
+Data: OpenMoji (CC BY-SA 4.0) glyphs and the Unicode CLDR short names and keywords (Unicode licence), read
+offline from ``emoji-captions/`` (see its SOURCE.md).
 
 * **Concepts**: rows of ``emoji-captions/emoji_en.tsv`` with ``skin_tone_variant == 0`` (1,870 emoji). If the
   TSV is absent, names come from the ``emoji`` package (``EMOJI_DATA``: fully-qualified, no skin-tone
@@ -19,7 +19,7 @@ cpu-calibration.md §5.
   emoji in test (stratified by group; unstratified for the fallback source). ``val_fraction > 0`` also holds out
   ``round(val_fraction * m)`` of each group's m *train* concepts as split ``"val"`` (a second permutation, seed
   derived from ``split_seed``) and removes them from ``"train"``, for calibrating hyperparameters without the
-  test split (vl-distillation.md §3-4 configs; issue 5). ``val_fraction = 0`` (default) is the two-split
+  test split. ``val_fraction = 0`` (default) is the two-split
   loader unchanged, byte for byte: same concepts, same normalisation, ``meta["params"]`` without the key (expert
   buffers fingerprint the params).
 * **Cache**: rendered images (uint8) keyed by (font sha256, image size, concept list) and caption embeddings
@@ -189,7 +189,7 @@ def render_emoji(chars: list[str], image_size: int, font_path: Path) -> np.ndarr
 
 @DATASETS.register("emoji")
 class EmojiCaptions:
-    """OpenMoji images + CLDR names/keywords as captions (offline-data.md §6 Image–text #1)."""
+    """OpenMoji images + CLDR names/keywords as captions."""
 
     NAME = "emoji"
     DEFAULTS: dict[str, Any] = {"image_size": 32, "test_fraction": 0.2, "split_seed": 0, "val_fraction": 0.0}

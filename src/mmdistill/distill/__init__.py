@@ -6,10 +6,11 @@ import importlib
 
 from .base import METHODS, Budget, Distiller, run
 
-_MODULES = ["mmdistill.coreset.methods", "mmdistill.distill.mtt_vl", "mmdistill.distill.tesla_vl",
+_MODULES = ["mmdistill.distill.coreset", "mmdistill.distill.mtt_vl", "mmdistill.distill.tesla_vl",
             "mmdistill.distill.lors", "mmdistill.distill.repblend"]
-_MODULES += ["mmdistill.distill.dm", "mmdistill.distill.avdd", "mmdistill.distill.davdd"]  # issue 4: audio-visual
-_MODULES += ["mmdistill.distill.mdm"]  # issue 6: multimodal distribution matching
+_MODULES += ["mmdistill.distill.dm", "mmdistill.distill.avdd", "mmdistill.distill.davdd"]  # audio-visual
+_MODULES += ["mmdistill.distill.mdm"]  # multimodal distribution matching
+_MODULES += ["mmdistill.distill.covmatch", "mmdistill.distill.raha"]  # trajectory-free, online proxy
 
 
 def _ensure_loaded() -> None:

@@ -1,6 +1,6 @@
-"""Shared machinery of the audio-visual matching methods (``dm``, ``avdd``, ``davdd``).
-
-av-distillation.md §7.3 (synthetic parameterisation), §7.4 (the DM-AV loop), §2.3 (how AVDD adapts DM).
+"""Shared machinery of the audio-visual matching methods (``dm``, ``avdd``, ``davdd``): the synthetic
+parameterisation, the DM loop over two modalities (Zhao & Bilen, WACV 2023, as AVDD adapts it: Kushwaha et al.,
+TMLR 2024) and the per-modality ConvNets.
 
 * State: one learnable leaf tensor per (modality, class), stored (N, ...) per class; labels fixed,
   class-major. Per-class leaves make ``step_mode="per_class"`` exact: ``zero_grad(set_to_none=True)``
@@ -8,9 +8,9 @@ av-distillation.md §7.3 (synthetic parameterisation), §7.4 (the DM-AV loop), �
   optimiser over the whole tensor per class, so momentum also moves the other classes' rows (measured: visual
   tensors 6-26 % apart after 1-4 iterations at momentum 0.5); ``momentum_leaves="per_modality"`` reproduces it.
 * Optimiser: SGD with momentum (AVDD: lr 0.2 per modality, momentum 0.5), one parameter group per
-  modality so the audio and visual step sizes can differ (§3.9 item 11).
+  modality so the audio and visual step sizes can differ.
 * Randomness: everything inside ``step`` uses the global RNG, which the run loop reseeds from
-  ``(seed, it)`` before every iteration, so resume is exact and iteration t is reproducible (§7.8 item 4).
+  ``(seed, it)`` before every iteration, so resume is exact and iteration t is reproducible.
 * Export: stored tensors (C·N rows); ``meta["layout"]`` when factor > 1 (evaluation decodes it).
 """
 
@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ..coreset.proxy import ProxyConfig
 from ..errors import ConfigError
 from ..nets import create_net
+from ..precision import autocast, check_precision, widen
 from ..synth import SyntheticSet
 from . import factor as fac
 from .base import Distiller, restore_optimizer
@@ -36,7 +37,7 @@ MODALITIES = ("audio", "visual")
 
 @dataclass
 class AVNetConfig:
-    """Per-modality ConvNets (§3.3/§7.2). ``*_final_pool`` replaces the last pooling by an adaptive pool so
+    """Per-modality ConvNets (AVDD's). ``*_final_pool`` replaces the last pooling by an adaptive pool so
     audio and visual embeddings have equal size (needed for ICM/CGM); AVDD: audio (7, 7), visual depth 5."""
 
     arch: str = "convnet"
@@ -46,7 +47,7 @@ class AVNetConfig:
     visual_depth: int = 5
     audio_final_pool: list[int] | None = field(default_factory=lambda: [7, 7])
     visual_final_pool: list[int] | None = None
-    audio_first_pad: int | str = "dc"  # AVDD quirk: pad 3 whenever channel == 1 (§3.3)
+    audio_first_pad: int | str = "dc"  # AVDD quirk: pad 3 whenever channel == 1
     visual_first_pad: int | str = "auto"
 
     def kwargs(self, modality: str) -> dict[str, Any]:
@@ -61,16 +62,16 @@ class AVNetConfig:
 
 @dataclass
 class AVMatchConfig:
-    """Fields shared by dm/avdd/davdd. Defaults are AVDD's released ones (§3.4) unless marked."""
+    """Fields shared by dm/avdd/davdd. Defaults are AVDD's released ones unless marked."""
 
     iterations: int = 5000
     lr_audio: float = 0.2
     lr_visual: float = 0.2
     momentum: float = 0.5
     batch_real: int = 128  # real pairs per class per iteration
-    step_mode: Literal["per_class", "summed"] = "per_class"  # AVDD steps per class; DM sums (§2.3)
+    step_mode: Literal["per_class", "summed"] = "per_class"  # AVDD steps per class; DM sums
     init: Literal["real", "herding", "noise"] = "herding"
-    factor: int = 1  # AVDD uses 2 (§3.6); 1 = no factorisation
+    factor: int = 1  # AVDD uses 2; 1 = no factorisation
     # Reference-loop switches (dm/avdd). "per_class"/"per_class" is ours; "per_iteration"/"per_modality" is AVDD's
     # main_DM_AV.py: one DSA seed per iteration for every class and both modalities, and one SGD leaf per
     # modality, so a class step also moves the other classes' rows by their momentum and the next class's loss
@@ -83,6 +84,7 @@ class AVMatchConfig:
     net: AVNetConfig = field(default_factory=AVNetConfig)
     dsa: DSAConfig = field(default_factory=DSAConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)  # feature run for herding init
+    precision: str = "fp32"  # embedding passes of class_means: "fp32" or "bf16" (autocast on CUDA; mmdistill/precision.py)
 
 
 class AVMatchDistiller(Distiller):
@@ -91,6 +93,7 @@ class AVMatchDistiller(Distiller):
     Config: ClassVar[type] = AVMatchConfig
     budget_units: ClassVar[tuple[str, ...]] = ("ipc",)
     reference_loop_options: ClassVar[bool] = False  # True where step() honours dsa_draw / momentum_leaves
+    precision_passes: ClassVar[bool] = True  # False where step() embeds outside class_means (bf16 would not apply)
 
     def __init__(self, cfg: Any, dataset, budget, seed: int, device: str = "cpu") -> None:
         super().__init__(cfg, dataset, budget, seed, device)
@@ -99,6 +102,9 @@ class AVMatchDistiller(Distiller):
         missing = [m for m in MODALITIES if m not in dataset.tensors]
         if missing:
             raise ConfigError(f"method {self.name!r}: dataset {dataset.name!r} lacks modality {missing} (has {dataset.modalities})")
+        check_precision(getattr(cfg, "precision", "fp32"), f"method {self.name!r}: precision")
+        if getattr(cfg, "precision", "fp32") != "fp32" and not self.precision_passes:
+            raise ConfigError(f"method {self.name!r}: precision {cfg.precision!r} is not implemented (it runs fp32)")
         if cfg.batch_real < 1:
             raise ConfigError(f"batch_real must be >= 1, got {cfg.batch_real}")
         for fld, default in (("dsa_draw", "per_class"), ("momentum_leaves", "per_class")):
@@ -152,7 +158,7 @@ class AVMatchDistiller(Distiller):
 
     # ------------------------------------------------------------------ pieces used by step()
     def random_nets(self) -> dict[str, nn.Module]:
-        """Fresh randomly initialised, frozen nets per modality from the global RNG (§7.4)."""
+        """Fresh randomly initialised, frozen nets per modality from the global RNG."""
         nets = {}
         for m in MODALITIES:
             net = create_net(self.cfg.net.arch, self.shapes[m], num_classes=0, **self.cfg.net.kwargs(m)).to(self.device)
@@ -177,10 +183,11 @@ class AVMatchDistiller(Distiller):
                     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Mean embeddings (real detached, synthetic with grad) after the shared Siamese augmentation."""
         mu_r, mu_s = {}, {}
-        for m in MODALITIES:
-            with torch.no_grad():
-                mu_r[m] = nets[m].embed(self.dsa(real[m], m, aug)).mean(0)
-            mu_s[m] = nets[m].embed(self.dsa(syn[m], m, aug)).mean(0)
+        with autocast(getattr(self.cfg, "precision", "fp32"), self.device):
+            for m in MODALITIES:
+                with torch.no_grad():
+                    mu_r[m] = widen(nets[m].embed(self.dsa(real[m], m, aug))).mean(0)
+                mu_s[m] = widen(nets[m].embed(self.dsa(syn[m], m, aug))).mean(0)
         return mu_r, mu_s
 
     def check_equal_dims(self, nets: dict[str, nn.Module]) -> None:
@@ -188,5 +195,4 @@ class AVMatchDistiller(Distiller):
         if da != dv:
             raise ConfigError(
                 f"method {self.name!r}: audio embedding is {da}-d but visual is {dv}-d; ICM/CGM add audio and visual "
-                f"means, so they must match (set net.audio_final_pool / net.visual_final_pool so width*h*w agree; "
-                f"av-distillation.md §3.3, §7.2)")
+                f"means, so they must match (set net.audio_final_pool / net.visual_final_pool so width*h*w agree)")

@@ -1,13 +1,13 @@
 """AVDD (Kushwaha et al., TMLR'24): two-modality DM + implicit cross-matching (ICM) + cross-modal gap matching (CGM).
 
-av-distillation.md §3.4 (algorithm), §3.5 (identity), §7.5 (spec). Per class, with the four class means
+Per class (the released code's loss), with the four class means
 μa^r, μv^r (real) and μa^s, μv^s (synthetic)::
 
     L_c = ‖μa^r − μa^s‖² + ‖μv^r − μv^s‖²
         + λ_icm ‖(μa^r + μv^r) − (μa^s + μv^s)‖²
         + λ_cgm ‖(μa^r + μv^s) − (μv^r + μa^s)‖²
 
-Identity (§3.5): with Δa = μa^r − μa^s, Δv = μv^r − μv^s,
+Identity: with Δa = μa^r − μa^s, Δv = μv^r − μv^s,
 ``L_c = (1+λ_icm+λ_cgm)(‖Δa‖²+‖Δv‖²) + 2(λ_icm−λ_cgm)⟨Δa,Δv⟩``, so with λ_icm = λ_cgm the AVDD loss is
 exactly (1+λ_icm+λ_cgm)× the DM loss and AVDD equals DM at lr × (1+λ_icm+λ_cgm)
 (:func:`dm_equivalent_lr`; bench label ``dm-avdd-lr`` is DM at that lr, a config, not code). Logged:
@@ -29,7 +29,7 @@ from .dm import DMAV
 
 
 def dm_equivalent_lr(lr: float, lambda_icm: float, lambda_cgm: float) -> float:
-    """The DM learning rate whose SGD trajectory equals AVDD's when λ_icm = λ_cgm (§3.5)."""
+    """The DM learning rate whose SGD trajectory equals AVDD's when λ_icm = λ_cgm (identity above)."""
     return float(lr) * (1.0 + float(lambda_icm) + float(lambda_cgm))
 
 
@@ -47,19 +47,19 @@ def avdd_loss(mu_ar: Tensor, mu_vr: Tensor, mu_as: Tensor, mu_vs: Tensor, lambda
 
 
 def avdd_closed_form(da: Tensor, dv: Tensor, lambda_icm: float, lambda_cgm: float) -> Tensor:
-    """(1+λi+λc)(‖Δa‖²+‖Δv‖²) + 2(λi−λc)⟨Δa,Δv⟩ (§3.5)."""
+    """(1+λi+λc)(‖Δa‖²+‖Δv‖²) + 2(λi−λc)⟨Δa,Δv⟩ (identity in the module docstring)."""
     return (1 + lambda_icm + lambda_cgm) * ((da ** 2).sum() + (dv ** 2).sum()) + 2 * (lambda_icm - lambda_cgm) * (da * dv).sum()
 
 
 @dataclass
 class AVDDConfig(AVMatchConfig):
-    lambda_icm: float = 10.0  # AVDD released default (§3.4)
+    lambda_icm: float = 10.0  # AVDD released default
     lambda_cgm: float = 10.0
 
 
 @METHODS.register("avdd")
 class AVDD(DMAV):
-    """DM-AV plus ICM and CGM (§7.5)."""
+    """DM-AV plus ICM and CGM."""
 
     name = "avdd"
     Config: ClassVar[type] = AVDDConfig

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.paired import PairedDataset
-from ..dist.context import barrier, context as dist_context
+from ..parallel.context import barrier, context as dist_context
 from ..errors import ConfigError, DivergenceError, IntegrityError
 from ..io import append_jsonl, atomic_write_with, remove_stale_temps
 from ..registry import Registry

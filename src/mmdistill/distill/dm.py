@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..dist.context import all_gather_object, all_reduce_sum_, context as dist_context
+from ..parallel.context import all_gather_object, all_reduce_sum_, context as dist_context
 from .av_common import MODALITIES, AVMatchConfig, AVMatchDistiller
 from .base import METHODS
 

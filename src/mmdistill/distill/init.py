@@ -5,8 +5,8 @@ VICO-UoE/DatasetCondensation#15. Herding uses the L2-normalised [audio; visual]
 features of one real proxy training run (:func:`mmdistill.coreset.proxy.proxy_stats`): the 'av'
 herding list, since AVDD's own extractor is not released [unverified].
 
-With factor f > 1, each class takes M·N real pairs (M = decoded multiplicity, :mod:`.factor`) and
-:func:`~mmdistill.distill.factor.encode` tiles them into N stored samples with the SAME block order for
+With factor f > 1, each class takes M·N real pairs (M = decoded multiplicity, :mod:`mmdistill.factor`) and
+:func:`~mmdistill.factor.encode` tiles them into N stored samples with the SAME block order for
 both modalities, so decoded pair j of audio and of frames come from one real pair. If a class holds fewer
 than M·N pairs, its selection is cycled (logged in ``info["cycled_classes"]``).
 """
@@ -22,7 +22,7 @@ from ..coreset.proxy import ProxyConfig, proxy_stats
 from ..coreset.select import herding_select
 from ..data.paired import PairedDataset
 from ..errors import ConfigError
-from . import factor as fac
+from .. import factor as fac
 
 InitMode = Literal["real", "herding", "noise"]
 

@@ -1,4 +1,4 @@
-"""MDM: multimodal distribution matching (Jeong et al., CVPR 2026; vl-distillation.md §5). Method ``mdm``.
+"""MDM: multimodal distribution matching (Jeong et al., CVPR 2026). Method ``mdm``.
 
 Single-level distillation of image-text pairs: no student unroll, no learned step sizes, no similarity
 matrix. Learned tensors: the synthetic pixels and text vectors only. Per outer iteration:
@@ -39,7 +39,7 @@ that: θ₀'s image side (encoder and our linear image head) is the expert's epo
 is re-initialised; ``both`` (our default) also re-initialises the image head, which leaves the teacher's image
 embedding mostly random at small scale (the head holds most of the image branch's parameters there).
 
-Where the public code and the paper differ (spec §5 "Code details"), the fields take the paper's value and
+Where the public code and the paper differ (andyj1/mdm), the fields take the paper's value and
 say so: ``w_nce`` 1.0 (paper/script; argparse 0.1), ``merge_alpha`` 0.5 (argparse 1.0), ``sqrt_mmd`` on
 (script), ``unbiased`` on (code; the paper writes plain means), epochs [1, E] (paper: [1, 10] of 10; the code's
 ``max_start_epoch`` default is 3) — ``max_epoch`` 0 means the buffer's last epoch.
@@ -57,15 +57,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
+from ..precision import autocast, check_precision, widen
 from ..experts.buffers import MANIFEST, ExpertBuffer, ExpertConfig, default_buffer_dir, ensure_buffer
-from ..experts.model import FlatDualEncoder, build_model
 from ..seed import derive_seed, seed_everything
 from ..synth import SyntheticSet
 from .base import METHODS, Distiller, restore_optimizer
 from .kernels import gke
 from .kmeans_init import joint_features, kmeans_select
-from .losses import contrastive_logits, info_nce, log_scale_of
+from ..losses.contrastive import contrastive_logits, info_nce, log_scale_of
 from .model_stock import model_stock_merge
+from .vl_common import CAPTIONS_NOTE, buffer_model, nearest_captions, noise_images, noise_texts, require_retrieval
 from .vl_tm import fair_pairs
 
 TEACHERS = ("mixed", "naive", "expert", "pretrained")
@@ -74,7 +75,7 @@ INITS = ("kmeans", "random", "noise")
 
 @dataclass
 class MDMConfig:
-    """MDM settings; defaults are the paper's (vl-distillation.md §5, Table S3) unless marked."""
+    """MDM settings; defaults are the paper's (Table S3) unless marked."""
 
     iterations: int = 200  # outer iterations (paper: up to 3000; converges in 50-200)
     init: Literal["kmeans", "random", "noise"] = "kmeans"  # synthetic-pair initialisation (paper: kmeans)
@@ -110,6 +111,7 @@ class MDMConfig:
     buffer: str | None = None  # expert buffer directory; None = the cache path keyed by dataset + experts
     train_buffer: bool = True  # train a missing buffer first; False = error naming the missing directory
     experts: ExpertConfig = field(default_factory=ExpertConfig)  # the trajectory family's buffer (mode full)
+    precision: str = "fp32"  # teacher forward passes: "fp32" or "bf16" (autocast on CUDA; mmdistill/precision.py)
 
 
 @METHODS.register("mdm")
@@ -121,8 +123,7 @@ class MDM(Distiller):
     # --------------------------------------------------------------------------------------------- setup
     def _check(self) -> None:
         c = self.cfg
-        if self.dataset.task != "retrieval":
-            raise ConfigError(f"method 'mdm' needs an image-text retrieval dataset; {self.dataset.name!r} is {self.dataset.task}")
+        require_retrieval("mdm", self.dataset)
         if c.teacher not in TEACHERS:
             raise ConfigError(f"mdm: teacher must be one of {TEACHERS}, got {c.teacher!r}")
         if c.init not in INITS:
@@ -143,6 +144,7 @@ class MDM(Distiller):
             raise ConfigError(f"mdm: need 0 <= naive_min <= naive_max <= 1, got {c.naive_min}, {c.naive_max}")
         if min(c.w_nce, c.w_agr, c.w_dis) < 0 or c.w_nce + c.w_agr + c.w_dis == 0:
             raise ConfigError("mdm: loss weights w_nce, w_agr, w_dis must be >= 0 and not all 0")
+        check_precision(c.precision, "mdm: precision")
         if c.min_epoch < 0 or c.iterations < 0:
             raise ConfigError("mdm: min_epoch and iterations must be >= 0")
 
@@ -171,14 +173,7 @@ class MDM(Distiller):
         self.buffer = self._open_buffer()
         self.max_epoch = c.max_epoch or self.buffer.epochs
         images, texts = ds.tensors["image"], ds.tensors["text"]
-        self.model = build_model(self.buffer.net, tuple(images.shape[1:]), int(texts.shape[1]))
-        if self.buffer.encoder_path is not None:
-            from safetensors.torch import load_file
-
-            self.model.image_encoder.load_state_dict(load_file(str(self.buffer.encoder_path)))
-        self.flat = FlatDualEncoder(self.model, self.buffer.mode, self.buffer.net.temperature)
-        if self.flat.sizes != self.buffer.sizes:
-            raise ConfigError(f"{self.buffer.path}: buffer parameter sizes {self.buffer.sizes} differ from the model's {self.flat.sizes}")
+        self.model, self.flat = buffer_model(self.buffer, ds, self.buffer.mode, self.device, what="model")
         for p in self.model.parameters():  # the teacher is frozen: θ is a plain tensor, only the data learn
             p.requires_grad_(False)
         self.log_scale = self.flat.log_scale if c.temperature <= 0 else log_scale_of(c.temperature)
@@ -189,7 +184,7 @@ class MDM(Distiller):
             if name.startswith(fresh):
                 heads[pos:pos + k] = True
             pos += k
-        self.head_mask = heads
+        self.head_mask = heads.to(self.device)
         self.fairness = fair_pairs(self.budget.value, ds.floats_per_pair(), "none", 0, 0)
         n = self.budget.value
         self.n = n
@@ -197,10 +192,8 @@ class MDM(Distiller):
         seed_everything(derive_seed(self.seed, "mdm-init"))
         self.init_info: dict[str, Any] = {"init": c.init}
         if c.init == "noise":
-            mean = images.mean(dim=(0, 2, 3), keepdim=True)
-            std = images.std(dim=(0, 2, 3), keepdim=True)
-            x = mean + std * torch.randn(n, *images.shape[1:])
-            t = texts.mean() + texts.std() * torch.randn(n, texts.shape[1])
+            x = noise_images(images, n)
+            t = noise_texts(texts, n)
             idx = torch.full((n,), -1, dtype=torch.long)
         else:
             if c.init == "random":
@@ -214,8 +207,8 @@ class MDM(Distiller):
             x = images[ds.text_to_image[idx]].clone()
             t = texts[idx].clone()
         self.init_indices = idx
-        self.images = x.float().requires_grad_(True)
-        self.texts = t.float().requires_grad_(True)
+        self.images = x.float().to(self.device).requires_grad_(True)
+        self.texts = t.float().to(self.device).requires_grad_(True)
         self.opt = torch.optim.SGD([{"params": [self.images], "lr": c.lr_img}, {"params": [self.texts], "lr": c.lr_txt}],
                                    lr=c.lr_img, momentum=c.momentum)
 
@@ -230,8 +223,12 @@ class MDM(Distiller):
                         sub.reset_parameters()
         return self.flat.flat()[self.head_mask]
 
+    def _device(self) -> torch.device:
+        """Where θ and the learned tensors live (the model's device)."""
+        return next(self.model.parameters()).device
+
     def _anchor(self, k: int) -> Tensor:
-        theta0 = self.buffer.load(k, 0).clone()
+        theta0 = self.buffer.load(k, 0).to(self._device()).clone()
         if self.cfg.anchor == "fresh":
             theta0[self.head_mask] = self._fresh_heads()
         return theta0
@@ -253,7 +250,7 @@ class MDM(Distiller):
         info: dict[str, Any] = {"teacher": c.teacher, "expert1": k1, "epoch1": e1}
         if c.teacher == "pretrained":
             return theta0, info
-        theta1 = self.buffer.load(k1, e1)
+        theta1 = self.buffer.load(k1, e1).to(self._device())
         if c.teacher == "expert":
             return theta1, info
         if c.teacher == "naive":
@@ -261,7 +258,7 @@ class MDM(Distiller):
             info["ratio"] = r
             return r * theta1 + (1.0 - r) * theta0, info
         k2, e2 = self._draw(exclude=(k1, e1))
-        theta, t = model_stock_merge(theta1, self.buffer.load(k2, e2), theta0, self.flat.numels, c.merge_alpha)
+        theta, t = model_stock_merge(theta1, self.buffer.load(k2, e2).to(self._device()), theta0, self.flat.numels, c.merge_alpha)
         info.update({"expert2": k2, "epoch2": e2, "t_mean": float(t.mean()), "t_min": float(t.min()), "t_max": float(t.max())})
         return theta, info
 
@@ -270,7 +267,10 @@ class MDM(Distiller):
         return x if self.flat.mode == "full" else self.flat.encode_frozen(x)
 
     def embed(self, theta: Tensor, images: Tensor, texts: Tensor) -> tuple[Tensor, Tensor]:
-        zi, zt = self.flat.embed(theta, self._image_input(images), texts)
+        images, texts = images.to(theta.device), texts.to(theta.device)  # real rows live on the CPU
+        with autocast(self.cfg.precision, theta.device):
+            zi, zt = self.flat.embed(theta, self._image_input(images), texts)
+        zi, zt = widen(zi), widen(zt)
         return F.normalize(zi, dim=1), F.normalize(zt, dim=1)
 
     @torch.no_grad()
@@ -280,14 +280,16 @@ class MDM(Distiller):
         images, texts = ds.tensors["image"], ds.tensors["text"]
         zi = torch.cat([self.embed(theta, images[s:s + chunk], texts[:1])[0] for s in range(0, images.shape[0], chunk)])
         zt = torch.cat([self.embed(theta, images[:1], texts[s:s + chunk])[1] for s in range(0, texts.shape[0], chunk)])
-        return joint_features(zi[ds.text_to_image], zt)
+        return joint_features(zi[ds.text_to_image].cpu(), zt.cpu())
 
     # ---------------------------------------------------------------------------------------------- loss
     def loss_terms(self, theta: Tensor, real_idx: Tensor, syn_idx: Tensor) -> dict[str, Tensor]:
         c = self.cfg
         ds = self.dataset
         with torch.no_grad():
+            real_idx = real_idx.cpu()  # the real pairs stay on the CPU; embed() moves each batch
             ri, rt = self.embed(theta, ds.tensors["image"][ds.text_to_image[real_idx]], ds.tensors["text"][real_idx])
+        syn_idx = syn_idx.to(self.images.device)
         si, st = self.embed(theta, self.images[syn_idx], self.texts[syn_idx])
         nce = info_nce(contrastive_logits(si, st, self.log_scale))
         u_r, u_s = F.normalize(ri + rt, dim=1), F.normalize(si + st, dim=1)
@@ -302,7 +304,7 @@ class MDM(Distiller):
         theta, tinfo = self.teacher()
         real_idx = torch.randperm(len(self.dataset))[:min(c.batch_real, len(self.dataset))]
         syn_idx = torch.randperm(self.n)[:min(c.batch_syn, self.n)]
-        return self.apply(theta, real_idx, syn_idx, tinfo)
+        return self.apply(theta, real_idx, syn_idx.to(self.images.device), tinfo)
 
     def apply(self, theta: Tensor, real_idx: Tensor, syn_idx: Tensor, tinfo: dict[str, Any] | None = None) -> dict[str, float]:
         """One update with a given teacher θ and batches: loss, backward, clip, SGD step."""
@@ -329,19 +331,11 @@ class MDM(Distiller):
         return logs
 
     # -------------------------------------------------------------------------------------- export/state
-    def nearest_captions(self, t: Tensor) -> list[str] | None:
-        caps = self.dataset.captions
-        if caps is None:
-            return None
-        real = F.normalize(self.dataset.tensors["text"].float(), dim=1)
-        j = (F.normalize(t.float(), dim=1) @ real.T).argmax(1)
-        return [caps[int(i)] for i in j]
-
     def export(self) -> SyntheticSet:
-        t = self.texts.detach().clone()
+        t = self.texts.detach().cpu().clone()
         meta = self.base_meta()
-        meta["captions"] = self.nearest_captions(t)
-        meta["captions_note"] = "nearest real training caption (cosine) of each synthetic text vector, for display"
+        meta["captions"] = nearest_captions(self.dataset, t)
+        meta["captions_note"] = CAPTIONS_NOTE
         meta["budget_fairness"] = self.fairness
         meta["init"] = self.init_info
         meta["init_indices"] = self.init_indices.tolist()
@@ -353,10 +347,10 @@ class MDM(Distiller):
         meta["image_encoder_weights"] = str(enc) if enc else None
         meta["eval_hint"] = {"trained_modules": "full" if self.buffer.mode == "full" else "heads", "lr_source": "fixed",
                              "net": self.buffer.net.protocol_fields()}
-        return SyntheticSet(tensors={"image": self.images.detach().clone(), "text": t}, extras={}, meta=meta)
+        return SyntheticSet(tensors={"image": self.images.detach().cpu().clone(), "text": t}, extras={}, meta=meta)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"images": self.images.detach().clone(), "texts": self.texts.detach().clone(), "opt": self.opt.state_dict(),
+        return {"images": self.images.detach().cpu().clone(), "texts": self.texts.detach().cpu().clone(), "opt": self.opt.state_dict(),
                 "init_indices": self.init_indices}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

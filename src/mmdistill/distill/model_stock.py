@@ -52,5 +52,5 @@ def model_stock_merge(theta1: Tensor, theta2: Tensor, anchor: Tensor, numels: Se
         raise ConfigError(f"model_stock_merge: layer sizes sum to {sum(numels)}, the vectors hold {anchor.numel()}")
     d1, d2 = theta1 - anchor, theta2 - anchor
     t = stock_ratio(layer_cosines(d1, d2, numels, eps), 2, eps)
-    scale = torch.repeat_interleave(t, torch.as_tensor(list(numels)))
+    scale = torch.repeat_interleave(t, torch.as_tensor(list(numels), device=t.device))
     return anchor + alpha * scale * 0.5 * (d1 + d2), t

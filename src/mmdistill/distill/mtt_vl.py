@@ -17,7 +17,6 @@ class MTTVLConfig(VLTMConfig):
     gradient: Literal["unrolled", "reverse", "tesla"] = "unrolled"
     student: Literal["full", "heads"] = "full"
     loss: str = "infonce"
-    similarity: Literal["none", "lowrank", "full"] = "none"
 
 
 @METHODS.register("mtt-vl")

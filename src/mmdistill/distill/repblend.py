@@ -15,23 +15,47 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
 from ..experts.buffers import ExpertConfig
 from .base import METHODS
-from .vl_tm import VLTMConfig, VLTrajectoryDistiller
+from .lors import LoRS, LoRSConfig
 
 
 @dataclass
-class RepBlendConfig(VLTMConfig):
-    gradient: Literal["unrolled", "reverse", "tesla"] = "reverse"
+class RepBlendConfig(LoRSConfig):
     student: Literal["full", "heads"] = "heads"
-    loss: str = "wbce"
-    similarity: Literal["none", "lowrank", "full"] = "lowrank"
-    minibatch: int = 20
-    blend: bool = True
+    blend: bool = True  # representation blending (student "heads" only); False = LoRS on the heads
+    blend_beta: float = 1.0  # λ ~ Beta(β, β); RepBlend alpha_2 = 1 (uniform)
     experts: ExpertConfig = field(default_factory=lambda: ExpertConfig(mode="heads"))
 
 
 @METHODS.register("repblend")
-class RepBlend(VLTrajectoryDistiller):
+class RepBlend(LoRS):
+    """LoRS on the projection heads with representation blending: one λ ~ Beta(β, β) and one permutation π per
+    inner step mix the pre-projection representations of both modalities (rᵛ = λ E(x̃) + (1−λ) E(x̃_π),
+    rᵗ = λ ẽ + (1−λ) ẽ_π) against the unmixed S[B, B]; the draws are made before the inner loop and replayed by
+    the reverse pass."""
+
     name = "repblend"
     Config = RepBlendConfig
+
+    def _check(self) -> None:
+        super()._check()
+        if self.cfg.blend and self.cfg.student != "heads":
+            raise ConfigError(f"{self.name}: blend (representation blending) needs student 'heads'")
+
+    def draw_mix(self, mb: int) -> list[tuple[float, Tensor]]:
+        c = self.cfg
+        if not c.blend:
+            return []
+        beta = torch.distributions.Beta(torch.tensor(float(c.blend_beta)), torch.tensor(float(c.blend_beta)))
+        return [(float(beta.sample()), torch.randperm(mb)) for _ in range(c.syn_steps)]
+
+    def mix(self, step: int, img: Tensor, txt: Tensor) -> tuple[Tensor, Tensor]:
+        if not self.cfg.blend:
+            return img, txt
+        lam, perm = self.mix_draws[step]
+        return lam * img + (1.0 - lam) * img[perm], lam * txt + (1.0 - lam) * txt[perm]

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from .losses import soft_loss
+from ..losses.contrastive import soft_loss
 
 Kind = Literal["lowrank", "full"]
 
@@ -59,6 +59,11 @@ class Similarity:
     def params(self) -> list[Tensor]:
         return list(self.tensors.values())
 
+    def to(self, device: torch.device | str) -> "Similarity":
+        """Move the factors to ``device`` (before ``requires_grad_``: the moved tensors are the leaves)."""
+        self.tensors = {k: v.to(device) for k, v in self.tensors.items()}
+        return self
+
     def requires_grad_(self, flag: bool = True) -> "Similarity":
         for t in self.tensors.values():
             t.requires_grad_(flag)
@@ -86,7 +91,7 @@ class Similarity:
 
     # ------------------------------------------------------------ storage
     def extras(self) -> dict[str, Tensor]:
-        return {f"sim_{k}": v.detach().clone() for k, v in self.tensors.items()}
+        return {f"sim_{k}": v.detach().cpu().clone() for k, v in self.tensors.items()}
 
     def meta(self, loss: str) -> dict[str, Any]:
         return {"kind": self.kind, "alpha": self.alpha, "rank": self.rank, "loss": loss,

@@ -20,7 +20,6 @@ class TESLAVLConfig(VLTMConfig):
     gradient: Literal["unrolled", "reverse", "tesla"] = "reverse"
     student: Literal["full", "heads"] = "full"
     loss: str = "infonce"
-    similarity: Literal["none", "lowrank", "full"] = "none"
 
 
 @METHODS.register("tesla-vl")

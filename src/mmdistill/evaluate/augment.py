@@ -22,7 +22,7 @@ def random_translate(x: Tensor, gen: torch.Generator, max_shift: float = 0.125, 
         theta[:, 0, 2] = (torch.rand(b, generator=gen) * 2 - 1) * max_shift * 2
     if "h" in axes:
         theta[:, 1, 2] = (torch.rand(b, generator=gen) * 2 - 1) * max_shift * 2
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)  # draws on the CPU generator
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

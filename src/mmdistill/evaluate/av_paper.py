@@ -12,7 +12,7 @@ Kushwaha et al., "Audio-Visual Dataset Distillation", TMLR 2024; code sakshamsin
 * 30 epochs over shuffled minibatches of 32 (the last, partial batch kept, as a ``DataLoader``); every
   learning rate × 0.1 after epochs 10 and 20 (0-based, AVDD's ``lr_steps``);
 * every training batch of each modality: DSA with one op per batch and per-sample parameters, not Siamese,
-  the visual op list on both modalities (:func:`mmdistill.distill.dsa.augment_per_sample`);
+  the visual op list on both modalities (:func:`mmdistill.dsa.augment_per_sample`);
 * loss CE(audio head) + CE(visual head); test: each head's softmax and their mean (fused).
 
 Model selection is the last epoch, as AVDD's own routine (it tests once, after training).
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..distill.dsa import DSAConfig, augment_per_sample
+from ..dsa import DSAConfig, augment_per_sample
 from ..nets import create_net
 from ..seed import generator, seed_everything
 

@@ -2,8 +2,8 @@
 
 Fresh audio and visual encoders (the ConvNets of the classification protocol, each followed by a linear
 projection to ``embed_dim`` and L2 normalisation) are trained on the set's aligned pairs with the symmetric
-InfoNCE of the image–text protocol (:func:`mmdistill.evaluate.retrieval.info_nce`; CLIP, arXiv:2103.00020
-Fig. 3; learnable temperature) through the same training loop
+InfoNCE of the image–text protocol (:func:`mmdistill.losses.contrastive.info_nce`, CLIP, arXiv:2103.00020
+symmetric loss; learnable temperature) through the same training loop
 (:func:`mmdistill.evaluate.retrieval.fit_contrastive`: seeded minibatches, AdamW, cosine schedule, last step).
 
 Test: every test audio queries the test images (a2i) and every test image queries the test audios (i2a).
@@ -21,15 +21,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..data.paired import PairedDataset
-from ..nets import create_net
+from ..nets.dual_encoder import AVDualEncoder
 from ..seed import generator, seed_everything
 from .augment import augment_modality
 from .metrics import KS, group_chance, group_recalls
-from .retrieval import fit_contrastive, info_nce
+from ..losses.contrastive import info_nce
+from .retrieval import fit_contrastive
 
 MODALITIES = ("audio", "visual")
 
@@ -84,24 +84,6 @@ def positives_of(test: PairedDataset) -> tuple[Tensor, str]:
     if test.pairing == "instance" and "concept" in test.extra_labels:
         return test.extra_labels["concept"], "concept (the test items of the query's concept)"
     return test.labels, "class (label-paired data: no concept-level correspondence; positives = same class)"
-
-
-class AVDualEncoder(nn.Module):
-    def __init__(self, proto: AVRetrievalProtocol, shapes: dict[str, tuple[int, ...]]) -> None:
-        super().__init__()
-        self.encoders = nn.ModuleDict()
-        self.heads = nn.ModuleDict()
-        for m in MODALITIES:
-            enc = create_net(proto.arch, shapes[m], num_classes=0, **proto.net_kwargs())
-            self.encoders[m] = enc
-            self.heads[m] = nn.Linear(enc.feat_dim, proto.embed_dim)
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / proto.temperature)), requires_grad=proto.learn_temperature)
-
-    def encode(self, m: str, x: Tensor) -> Tensor:
-        return F.normalize(self.heads[m](self.encoders[m].embed(x)), dim=-1)
-
-    def logits(self, audio: Tensor, visual: Tensor) -> Tensor:
-        return self.log_scale.exp().clamp(max=100.0) * self.encode("audio", audio) @ self.encode("visual", visual).T
 
 
 def train_and_test(proto: AVRetrievalProtocol, train: dict[str, Tensor], test: dict[str, Tensor], test_groups: Tensor,

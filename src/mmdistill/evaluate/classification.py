@@ -21,10 +21,11 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
-from ..nets import create_net
+from ..nets.av_classifier import AVClassifier  # noqa: F401 - the model evaluation trains
+from ..precision import autocast, check_precision, widen
 from ..seed import generator, seed_everything
 from ..errors import ConfigError
 from ..progress import EpochTicker
@@ -60,8 +61,12 @@ class ClassificationProtocol:
     # "common": the recipe above for every method; "paper": AVDD's evaluation learner (settings in ``paper``)
     protocol: Literal["common", "paper"] = "common"
     paper: AVPaperEval = field(default_factory=AVPaperEval)
+    precision: str = "fp32"  # forward passes of the common protocol: "fp32" or "bf16" (autocast on CUDA)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, "eval.precision")
+        if self.precision != "fp32" and self.protocol == "paper":
+            raise ConfigError("eval.precision 'bf16' is implemented for the common protocol only (eval.protocol 'paper' runs fp32)")
         if self.selection == "best-on-test" and self.protocol != "paper":
             raise ConfigError("eval.selection 'best-on-test' is a control of eval.protocol 'paper' only; "
                               "the common protocol selects the last step")
@@ -84,6 +89,8 @@ class ClassificationProtocol:
         d.pop("paper")
         if not d["arch_kwargs"]:
             d.pop("arch_kwargs")  # shown in "nets" below; omitted when unused so earlier protocols compare equal
+        if d["precision"] == "fp32":
+            d.pop("precision")  # recorded only when it is not the default, for the same reason
         bs = min(self.batch_size, n_train)
         d.update({
             "task": "classification",
@@ -120,21 +127,6 @@ class ClassificationProtocol:
     def total_steps(self, n_train: int) -> int:
         bs = min(self.batch_size, n_train)
         return max(self.epochs * math.ceil(n_train / bs), self.min_steps)
-
-
-class AVClassifier(nn.Module):
-    def __init__(self, proto: ClassificationProtocol, shapes: dict[str, tuple[int, ...]], num_classes: int) -> None:
-        super().__init__()
-        self.encoders = nn.ModuleDict()
-        self.heads = nn.ModuleDict()
-        for m, shape in shapes.items():
-            arch = proto.arch_for(m)
-            enc = create_net(arch, shape, num_classes=0, **proto.net_kwargs(arch))
-            self.encoders[m] = enc
-            self.heads[m] = nn.Linear(enc.feat_dim, num_classes)
-
-    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {m: self.heads[m](self.encoders[m].embed(x)) for m, x in batch.items()}
 
 
 def _loss(logits: Tensor, y: Tensor) -> Tensor:
@@ -188,24 +180,27 @@ def train_and_test(
         if proto.augment:
             batch = {m: augment_modality(m, x, gen) for m, x in batch.items()}
         y = labels[idx].to(device)
-        out = model(batch)
-        loss = sum(_loss(out[m], y) for m in out)
+        with autocast(proto.precision, device):
+            out = model(batch)
+        loss = sum(_loss(widen(out[m]), y) for m in out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    return test_model(model, test, test_labels, proto.eval_batch_size, device)
+    return test_model(model, test, test_labels, proto.eval_batch_size, device, proto.precision)
 
 
 @torch.no_grad()
-def test_model(model: AVClassifier, test: dict[str, Tensor], labels: Tensor, batch_size: int, device: str) -> dict[str, float]:
+def test_model(model: AVClassifier, test: dict[str, Tensor], labels: Tensor, batch_size: int, device: str,
+               precision: str = "fp32") -> dict[str, float]:
     model.eval()
     probs: dict[str, list[Tensor]] = {m: [] for m in test}
     n = int(labels.shape[0])
     for s in range(0, n, batch_size):
-        out = model({m: x[s:s + batch_size].to(device) for m, x in test.items()})
+        with autocast(precision, device):
+            out = model({m: x[s:s + batch_size].to(device) for m, x in test.items()})
         for m, z in out.items():
-            probs[m].append(F.softmax(z, 1).cpu())
+            probs[m].append(F.softmax(widen(z), 1).cpu())
     p = {m: torch.cat(v) for m, v in probs.items()}
     res = {f"{m}_acc": accuracy(v, labels) for m, v in p.items()}
     if len(p) > 1:

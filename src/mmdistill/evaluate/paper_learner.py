@@ -14,6 +14,13 @@ Xu et al., arXiv:2406.03793; MTT-VL ``epoch.py``; RepBlend ``src/epoch.py``) tra
   last epoch; it also uses the image step size for both branches, we keep one per branch);
 * the loss the set was distilled with (its learned similarity S and soft loss when present).
 
+``eval.protocol: covmatch`` is CovMatch's evaluation learner (Lee & Chung, arXiv:2510.18583, evaluation details as
+summarised by paper notes): both towers train — the pretrained image encoder (``image_encoder_weights``) at lr 0.01,
+the fresh image projection and text head at lr 0.1 — with SGD, momentum 0.9, weight decay 5e-4, a fixed temperature,
+no augmentation, ``epochs + 1`` epochs (paper: 100) and the lr ×0.1 from epoch ``epochs // 2 + 1`` (decay factor
+[unverified]), always at these fixed lrs (a set's learned step sizes are not used). At paper scale the text tower is
+BERT over learned token embeddings; here it is the MLP head over frozen text vectors.
+
 Model selection stays the **last epoch**. The references report the best of the test evaluations at epochs
 0, E/10, …, E; ``selection: best-on-test`` reproduces that as a labelled control (it selects on the test split
 and so inflates the number), never as a default.
@@ -38,12 +45,15 @@ def paper_settings(proto):
         if proto.selection != "last":
             raise ConfigError("eval.selection 'best-on-test' is a control of eval.protocol 'paper' only")
         return proto
-    if proto.protocol != "paper":
-        raise ConfigError(f"eval.protocol must be 'common' or 'paper', got {proto.protocol!r}")
+    if proto.protocol not in ("paper", "covmatch"):
+        raise ConfigError(f"eval.protocol must be 'common', 'paper' or 'covmatch', got {proto.protocol!r}")
     if proto.selection not in ("last", "best-on-test"):
         raise ConfigError(f"eval.selection must be 'last' or 'best-on-test', got {proto.selection!r}")
-    return replace(proto, optimizer="sgd", momentum=0.9, weight_decay=5e-4, learn_temperature=False, augment=False,
-                   min_steps=0)
+    p = replace(proto, optimizer="sgd", momentum=0.9, weight_decay=5e-4, learn_temperature=False, augment=False,
+                min_steps=0)
+    if proto.protocol == "covmatch":
+        p = replace(p, trained_modules="full", lr_source="fixed", lr=0.1, encoder_lr=0.01, paper_lr_decay=True)
+    return p
 
 
 def eval_epochs(epochs: int) -> list[int]:
@@ -57,7 +67,8 @@ def fit(p, model, images: Tensor, texts: Tensor, gen: torch.Generator, *, target
         after_epoch: Callable[[int], None] | None = None):
     """Train ``model`` in place with the papers' learner under the resolved protocol ``p`` (module docstring);
     ``after_epoch(e)`` runs after each epoch e = 0..epochs, before the lr schedule steps."""
-    from .retrieval import _build_optimizer, info_nce
+    from ..losses.contrastive import info_nce
+    from .retrieval import _build_optimizer
 
     opt = _build_optimizer(p, model, learned_lrs)
     n = int(images.shape[0])
@@ -84,7 +95,7 @@ def fit(p, model, images: Tensor, texts: Tensor, gen: torch.Generator, *, target
 def resolve(proto, learned_lrs: dict[str, float] | None):
     """The applied settings: :func:`paper_settings`, and the set's step sizes whenever it carries them."""
     p = paper_settings(proto)
-    return replace(p, lr_source="learned") if learned_lrs else p
+    return replace(p, lr_source="learned") if learned_lrs and p.protocol == "paper" else p
 
 
 def train_and_test(proto, images: Tensor, texts: Tensor, test_images: Tensor, test_texts: Tensor,
@@ -93,7 +104,8 @@ def train_and_test(proto, images: Tensor, texts: Tensor, test_images: Tensor, te
                    device: str = "cpu") -> dict[str, float]:
     """Train with the papers' learner (module docstring) and test retrieval at the last epoch (or the best test
     epoch under ``selection: best-on-test``)."""
-    from .retrieval import DualEncoder, test_model
+    from ..nets.dual_encoder import DualEncoder
+    from .retrieval import test_model
 
     p = resolve(proto, learned_lrs)
     seed_everything(seed)
@@ -129,11 +141,14 @@ def describe_paper(proto, n_train: int) -> dict:
     d = asdict(p)
     d.update({
         "task": "retrieval",
-        "protocol": "paper",
-        "learner": "SGD (momentum 0.9, weight decay 5e-4) at the set's learned per-branch step sizes (fixed lr if none), "
-                   "fixed temperature, no augmentation, epochs+1 epochs, "
-                   + ("lr x0.1 from epoch epochs//2+1" if p.paper_lr_decay else "constant lr"),
-        "lr_source": "learned" if p.lr_source == "learned" else f"learned when the set carries step sizes, else lr {p.lr}",
+        "protocol": p.protocol,
+        "learner": ("SGD (momentum 0.9, weight decay 5e-4) at the set's learned per-branch step sizes (fixed lr if none), "
+                    "fixed temperature, no augmentation, epochs+1 epochs, "
+                    + ("lr x0.1 from epoch epochs//2+1" if p.paper_lr_decay else "constant lr")) if p.protocol == "paper" else
+                   ("CovMatch: both towers train; SGD (momentum 0.9, weight decay 5e-4), image encoder lr 0.01, projection "
+                    "and text head lr 0.1, fixed temperature, no augmentation, epochs+1 epochs, lr x0.1 from epoch epochs//2+1"),
+        "lr_source": ("learned" if p.lr_source == "learned" else f"learned when the set carries step sizes, else lr {p.lr}")
+                     if p.protocol == "paper" else "fixed",
         "selection": p.selection if p.selection == "last" else "best-on-test (CONTROL: selects on the test split)",
         "eval_epochs": eval_epochs(p.epochs) if p.selection == "best-on-test" else [p.epochs],
         "steps": (p.epochs + 1) * max(n_train // bs, 1),

@@ -49,7 +49,7 @@ def decode_for_training(syn: SyntheticSet) -> SyntheticSet:
     """Expand a factorised set to the pairs models train on (identity for factor 1)."""
     layout = syn.meta.get("layout") or {}
     if int(layout.get("factor", 1)) > 1:
-        from ..distill.factor import decode_set  # factorised storage
+        from ..factor import decode_set  # factorised storage
 
         return decode_set(syn)
     return syn

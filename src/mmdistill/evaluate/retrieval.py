@@ -1,4 +1,4 @@
-"""Image-text retrieval protocol (issue 3 §5; vl-distillation.md §1.3 and §9.2).
+"""Image-text retrieval protocol (the common protocol every image-text set is evaluated with).
 
 An image encoder (a registered net + linear projection) and a text head (MLP over frozen text
 vectors) are trained on the given pairs with symmetric InfoNCE (learnable temperature), or against
@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
+from ..losses.contrastive import info_nce
 from ..errors import ConfigError
-from ..nets import create_net
+from ..nets.dual_encoder import DualEncoder
+from ..precision import autocast, check_precision, widen
 from ..seed import generator, seed_everything
 from ..progress import EpochTicker
 from .augment import augment_modality
@@ -54,9 +55,17 @@ class RetrievalProtocol:
     similarity: Literal["set", "ignore"] = "set"  # "set": train against the set's learned S (LoRS); "ignore": InfoNCE
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     selection: Literal["last", "best-on-test"] = "last"  # "best-on-test": labelled control of protocol "paper" only
-    # "common": the recipe above for every set; "paper": the papers' own learner (evaluate/paper_learner.py)
-    protocol: Literal["common", "paper"] = "common"
+    # "common": the recipe above for every set; "paper": the trajectory-matching papers' own learner;
+    # "covmatch": CovMatch's learner (both towers train, SGD, encoder lr 0.01 / heads 0.1); see evaluate/paper_learner.py
+    protocol: Literal["common", "paper", "covmatch"] = "common"
+    encoder_lr: float | None = None  # lr of the image encoder when it trains (None = lr); protocol "covmatch" sets 0.01
     paper_lr_decay: bool = True  # protocol "paper": lr x0.1 from epoch epochs//2+1 (LoRS, RepBlend, MDM); False: constant (MTT-VL)
+    precision: str = "fp32"  # forward passes of the common protocol: "fp32" or "bf16" (autocast on CUDA)
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision, "eval.precision")
+        if self.precision != "fp32" and self.protocol != "common":
+            raise ConfigError("eval.precision 'bf16' is implemented for the common protocol only (eval.protocol 'paper' runs fp32)")
 
     def net_kwargs(self) -> dict:
         if self.image_arch == "convnet":
@@ -73,6 +82,8 @@ class RetrievalProtocol:
 
             return describe_paper(self, n_train)
         d = asdict(self)
+        if d["precision"] == "fp32":
+            d.pop("precision")  # recorded only when it is not the default, so earlier protocols compare equal
         d.update({
             "task": "retrieval",
             "nets": {"image": {"arch": self.image_arch, **self.net_kwargs(), "projection": f"linear -> {self.embed_dim}"},
@@ -86,37 +97,14 @@ class RetrievalProtocol:
         return d
 
 
-class DualEncoder(nn.Module):
-    def __init__(self, proto: RetrievalProtocol, image_shape: tuple[int, ...], text_dim: int) -> None:
-        super().__init__()
-        self.image_encoder = create_net(proto.image_arch, image_shape, num_classes=0, **proto.net_kwargs())
-        self.image_head = nn.Linear(self.image_encoder.feat_dim, proto.embed_dim)
-        self.text_head = nn.Sequential(nn.Linear(text_dim, proto.text_hidden), nn.ReLU(), nn.Linear(proto.text_hidden, proto.embed_dim))
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / proto.temperature)), requires_grad=proto.learn_temperature)
-
-    def encode_image(self, x: Tensor) -> Tensor:
-        return F.normalize(self.image_head(self.image_encoder.embed(x)), dim=-1)
-
-    def encode_text(self, t: Tensor) -> Tensor:
-        return F.normalize(self.text_head(t), dim=-1)
-
-    def logits(self, x: Tensor, t: Tensor) -> Tensor:
-        # temperature convention: scale = exp(log_scale), vl-distillation.md §2 (MTT-VL's bug fixed)
-        return self.log_scale.exp().clamp(max=100.0) * self.encode_image(x) @ self.encode_text(t).T
-
-
-def info_nce(logits: Tensor) -> Tensor:
-    y = torch.arange(logits.shape[0], device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y))
-
-
 def _build_optimizer(proto: RetrievalProtocol, model: DualEncoder, lrs: dict[str, float] | None):
     if proto.trained_modules == "heads":
         if proto.image_encoder_weights is None:
             raise ConfigError("retrieval protocol: trained_modules='heads' needs image_encoder_weights (a frozen encoder)")
         for p in model.image_encoder.parameters():
             p.requires_grad_(False)
-    img_params = [p for p in model.image_encoder.parameters() if p.requires_grad] + list(model.image_head.parameters())
+    enc_params = [p for p in model.image_encoder.parameters() if p.requires_grad]
+    img_params = list(model.image_head.parameters())
     txt_params = list(model.text_head.parameters())
     other = [model.log_scale] if model.log_scale.requires_grad else []
     lr_img = lr_txt = proto.lr
@@ -124,7 +112,12 @@ def _build_optimizer(proto: RetrievalProtocol, model: DualEncoder, lrs: dict[str
         if not lrs:
             raise ConfigError("retrieval protocol: lr_source='learned' but the synthetic set carries no learned step sizes")
         lr_img, lr_txt = lrs["image"], lrs["text"]
-    groups = [{"params": img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+    if proto.encoder_lr is None:
+        groups = [{"params": enc_params + img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+    else:
+        groups = [{"params": img_params, "lr": lr_img}, {"params": txt_params, "lr": lr_txt}]
+        if enc_params:
+            groups.append({"params": enc_params, "lr": float(proto.encoder_lr)})
     if other:
         groups.append({"params": other, "lr": proto.lr})
     if proto.optimizer == "adamw":
@@ -167,14 +160,16 @@ def train_and_test(
         x = images[idx].to(device)
         if proto.augment:
             x = augment_modality("image", x, gen)
-        logits = model.logits(x, texts[idx].to(device))
+        with autocast(proto.precision, device):
+            logits = model.logits(x, texts[idx].to(device))
+        logits = widen(logits)
         if target_fn is not None and soft_loss_fn is not None:
             return soft_loss_fn(logits, target_fn(idx).to(device))
         return info_nce(logits)
 
     model.train()
     fit_contrastive(opt, batch_loss, n, min(proto.batch_size, n), proto.total_steps(n), gen, seed)
-    return test_model(model, test_images, test_texts, test_text_to_image, device)
+    return test_model(model, test_images, test_texts, test_text_to_image, device, precision=proto.precision)
 
 
 def fit_contrastive(opt: torch.optim.Optimizer, batch_loss: Callable[[Tensor], Tensor], n: int, batch_size: int,
@@ -195,8 +190,10 @@ def fit_contrastive(opt: torch.optim.Optimizer, batch_loss: Callable[[Tensor], T
 
 
 @torch.no_grad()
-def test_model(model: DualEncoder, images: Tensor, texts: Tensor, t2i: Tensor, device: str, batch: int = 512) -> dict[str, float]:
+def test_model(model: DualEncoder, images: Tensor, texts: Tensor, t2i: Tensor, device: str, batch: int = 512,
+               precision: str = "fp32") -> dict[str, float]:
     model.eval()
-    zi = torch.cat([model.encode_image(images[s:s + batch].to(device)).cpu() for s in range(0, images.shape[0], batch)])
-    zt = torch.cat([model.encode_text(texts[s:s + batch].to(device)).cpu() for s in range(0, texts.shape[0], batch)])
+    with autocast(precision, device):
+        zi = torch.cat([widen(model.encode_image(images[s:s + batch].to(device))).cpu() for s in range(0, images.shape[0], batch)])
+        zt = torch.cat([widen(model.encode_text(texts[s:s + batch].to(device))).cpu() for s in range(0, texts.shape[0], batch)])
     return retrieval_recalls(zi @ zt.T, t2i)

@@ -1,34 +1,39 @@
-"""DAVDD's encoder bank and decoupler bank: K frozen (audio, visual) encoder pairs trained on the real data.
+"""DAVDD's encoder bank and decoupler bank (Decoupled Audio-Visual Dataset Distillation, arXiv 2511.17890).
 
-av-distillation.md §7.6 (spec, every default [unverified]) and §4.3 (interpretation). Our recipe:
+The paper keeps M frozen (audio, visual) encoder pairs pretrained on the real data (M = 40 in its experiments)
+and, per pair, a lightweight decoupler: a 2-layer MLP per modality that projects the encoder output into a
+**common** space; the encoder's **raw output is the private representation** (there is no private head).
 
 * **Encoder pairs.** ``num_seeds`` independent runs, each training an audio and a visual encoder jointly with
-  one linear head per modality (CE_a + CE_v, Adam, train-time augmentation of the evaluation protocol) and
-  snapshotting at ``snapshot_epochs``: K = num_seeds × len(snapshot_epochs) pairs ("seeds × checkpoint
-  epochs", §7.6). ``pretrained=False`` keeps the encoders at their random init (epoch 0) - the
-  ``davdd-random-nets`` ablation, with the same K and the same decoupler training on top.
-* **Decouplers** (per pair and modality): common C_m and private P_m heads, each
-  Linear(d_enc→hidden) → ReLU → Linear(hidden→dim), trained with the encoders frozen on the real training
-  features: CE of a per-modality linear classifier on [C_m; P_m] + symmetric InfoNCE_τ(C_a(a_i), C_v(v_i))
-  + w_orth · ‖C̃ᵀP̃‖²_F/B² (batch-centred cross-covariance) (§7.6 "our proposal"; the optional
-  reconstruction term is not implemented).
+  one linear head per modality (CE_a + CE_v, Adam, the evaluation protocol's train-time augmentation) and
+  snapshotting at ``snapshot_epochs``: M = num_seeds × len(snapshot_epochs) pairs. The paper says "diverse" and
+  "pretrained on the full dataset"; seeds × training snapshots is our reading [unverified].
+  ``pretrained=False`` keeps the encoders at their random init (epoch 0): DAVDD's random-bank ablation.
+* **Decouplers** (per pair): ``common[m]`` = Linear(d_enc→hidden) → ReLU → Linear(hidden→dim), trained with the
+  encoders frozen on the real training features so that audio and visual common features agree. The objective
+  follows the data's pairing (:attr:`DecouplerConfig.objective`): ``"instance"`` - symmetric InfoNCE, row i of
+  audio with row i of visual (paired recordings of one item); ``"label"`` - cross-modal supervised contrastive,
+  every same-class pair a positive (label-only pairing has no instance correspondence). The paper's decoupler
+  loss is not given in the available text; both are our reading [unverified].
 * **Cache.** ``cache_dir()/banks/<key>/`` (or ``BankConfig.path``): ``pair_KKK.safetensors`` (one file per
   pair, keys ``audio.*`` / ``visual.*``), ``decoupler_<dkey>_KKK.safetensors`` and ``manifest.json``
   naming dataset, data params, a sha256 fingerprint of the training tensors, the encoder arch, bank
-  config, and every finished file with its sha256. Every file is written atomically and the manifest is
-  rewritten after each finished pair, so a killed run resumes and skips finished pairs. Loading a bank
-  whose manifest names another dataset / data raises :class:`IntegrityError`; another arch or bank
-  config raises :class:`ConfigError`.
+  config, every finished file with its sha256, and the wall seconds spent training each part. Every file is
+  written atomically and the manifest is rewritten after each finished pair, so a killed run resumes and skips
+  finished pairs. Loading a bank whose manifest names another dataset / data raises :class:`IntegrityError`;
+  another arch or bank config raises :class:`ConfigError`. :meth:`EncoderBank.report` gives the training time
+  and storage.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +42,11 @@ from torch import Tensor, nn
 
 from ..data.paired import PairedDataset
 from ..data.root import cache_dir
-from ..dist.context import context as dist_context
-from ..dist.jobs import Job, run_jobs
+from ..parallel.context import context as dist_context
+from ..parallel.jobs import Job, run_jobs
 from ..errors import ConfigError, IntegrityError
 from ..evaluate.augment import augment_modality
+from ..losses.contrastive import info_nce as info_nce_logits
 from ..io import atomic_write_json, atomic_write_with, sha256_file
 from ..nets import create_net
 from ..seed import derive_seed, generator, seed_everything
@@ -52,11 +58,11 @@ FORMAT = "mmdistill.av-bank"
 
 @dataclass
 class BankConfig:
-    """Encoder bank. Reported K = 40 [unverified]; our default 8 seeds × 5 snapshots = 40."""
+    """Encoder bank. The paper uses M = 40 pairs; our default 8 seeds × 5 snapshots = 40 (the split [unverified])."""
 
-    num_seeds: int = 8  # [unverified] diversity by seeds
-    snapshot_epochs: list[int] = field(default_factory=lambda: [2, 4, 6, 8, 10])  # [unverified] ... x checkpoint epochs
-    pretrained: bool = True  # False: random-init encoders (ablation davdd-random-nets)
+    num_seeds: int = 8  # [unverified] diversity by seeds ...
+    snapshot_epochs: list[int] = field(default_factory=lambda: [2, 4, 6, 8, 10])  # [unverified] ... x training snapshots
+    pretrained: bool = True  # False: random-init encoders (DAVDD's random-bank ablation)
     lr: float = 1e-3
     batch_size: int = 64
     seed: int = 0  # the bank is shared by all distillation seeds (trained once)
@@ -69,17 +75,17 @@ class BankConfig:
 
 @dataclass
 class DecouplerConfig:
-    """Common/private MLP heads per pair and modality (§7.6; all defaults [unverified], our choice)."""
+    """The common-space MLP per pair and modality (paper: a 2-layer MLP; sizes and training [unverified])."""
 
     hidden: int = 1024  # [unverified] h
     dim: int = 256  # [unverified] d
     epochs: int = 30
     lr: float = 1e-3
     batch_size: int = 256
-    tau: float = 0.07  # [unverified] InfoNCE temperature
-    w_ce: float = 1.0
-    w_nce: float = 1.0
-    w_orth: float = 1.0
+    tau: float = 0.07  # [unverified] contrastive temperature
+    # "instance": symmetric InfoNCE (row i of audio ↔ row i of visual); "label": cross-modal supervised contrastive
+    # (same class = positive). DAVDD sets it from the dataset's ``pairing``.
+    objective: Literal["instance", "label"] = "instance"
 
 
 def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -87,39 +93,57 @@ def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
 
 
 class Decoupler(nn.Module):
-    """``common[m]`` and ``private[m]`` heads per modality, plus the per-modality classifiers used in training."""
+    """``common[m]``: the 2-layer MLP per modality mapping the frozen encoder's output into the common space.
 
-    def __init__(self, feat_dims: dict[str, int], cfg: DecouplerConfig, num_classes: int) -> None:
+    :meth:`common_features` returns them L2-normalised (the space the contrastive objective shapes). The private
+    representation is the encoder output itself, so the decoupler holds no private head (arXiv 2511.17890).
+    """
+
+    def __init__(self, feat_dims: dict[str, int], cfg: DecouplerConfig, num_classes: int = 0) -> None:
         super().__init__()
         self.common = nn.ModuleDict({m: mlp(d, cfg.hidden, cfg.dim) for m, d in feat_dims.items()})
-        self.private = nn.ModuleDict({m: mlp(d, cfg.hidden, cfg.dim) for m, d in feat_dims.items()})
-        self.cls = nn.ModuleDict({m: nn.Linear(2 * cfg.dim, num_classes) for m in feat_dims})
+
+    def common_features(self, m: str, f: Tensor) -> Tensor:
+        return F.normalize(self.common[m](f), dim=1)
 
 
 def info_nce(za: Tensor, zv: Tensor, tau: float) -> Tensor:
-    """Symmetric InfoNCE between row-aligned (n, d) features: ½(CE(A→V) + CE(V→A)), rows L2-normalised."""
+    """Symmetric InfoNCE between row-aligned (n, d) features: ½(CE(A→V) + CE(V→A)), rows L2-normalised.
+
+    The sample-level L_A→V / L_V→A of DAVDD (arXiv 2511.17890, Eq. 24 and its symmetric counterpart)."""
+    za, zv = F.normalize(za, dim=1), F.normalize(zv, dim=1)
+    return info_nce_logits(za @ zv.t() / tau)
+
+
+def sup_con(za: Tensor, zv: Tensor, y: Tensor, tau: float) -> Tensor:
+    """Cross-modal supervised contrastive loss: InfoNCE where every same-label (audio, visual) pair is a positive.
+
+    Row i's loss is −(1/|P_i|) Σ_{j∈P_i} log softmax_j(z_a,i · z_v,j / τ), P_i = {j : y_j = y_i}; symmetrised over
+    A→V and V→A. With all labels distinct it equals :func:`info_nce`. For label-paired data, where audio i and
+    visual i share only their class, InfoNCE would push same-class pairs apart.
+    """
     za, zv = F.normalize(za, dim=1), F.normalize(zv, dim=1)
     logits = za @ zv.t() / tau
-    target = torch.arange(za.shape[0], device=za.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+    pos = (y[:, None] == y[None, :]).to(logits.dtype)
+    w = pos / pos.sum(1, keepdim=True)
+    return 0.5 * (-(w * F.log_softmax(logits, 1)).sum(1).mean() - (w.t() * F.log_softmax(logits.t(), 1)).sum(1).mean())
 
 
-def orth_penalty(c: Tensor, p: Tensor) -> Tensor:
-    c = c - c.mean(0, keepdim=True)
-    p = p - p.mean(0, keepdim=True)
-    return ((c.t() @ p) ** 2).sum() / float(c.shape[0] ** 2)
+def cross_modal_contrastive(za: Tensor, zv: Tensor, y: Tensor, tau: float, objective: str) -> Tensor:
+    """:func:`info_nce` for ``objective="instance"``, :func:`sup_con` for ``"label"``."""
+    if objective == "instance":
+        return info_nce(za, zv, tau)
+    if objective == "label":
+        return sup_con(za, zv, y, tau)
+    raise ConfigError(f"contrastive objective must be 'instance' or 'label', got {objective!r}")
 
 
 def decoupler_loss(dec: "Decoupler", feats: dict[str, Tensor], y: Tensor, cfg: DecouplerConfig) -> tuple[Tensor, dict[str, float]]:
-    """Training loss of a decoupler on row-aligned real features (§7.6 "our proposal"): CE of the per-modality
-    classifier on [C_m; P_m] + w_nce · InfoNCE_τ(C_a, C_v) + w_orth · batch-centred ‖C̃ᵀP̃‖²_F/B²."""
-    c = {m: dec.common[m](feats[m]) for m in MODALITIES}
-    p = {m: dec.private[m](feats[m]) for m in MODALITIES}
-    ce = sum(F.cross_entropy(dec.cls[m](torch.cat([c[m], p[m]], 1)), y) for m in MODALITIES)
-    nce = info_nce(c["audio"], c["visual"], cfg.tau)
-    orth = sum(orth_penalty(F.normalize(c[m], dim=1), F.normalize(p[m], dim=1)) for m in MODALITIES)
-    loss = cfg.w_ce * ce + cfg.w_nce * nce + cfg.w_orth * orth
-    return loss, {"ce": float(ce.detach()), "nce": float(nce.detach()), "orth": float(orth.detach())}  # type: ignore[union-attr]
+    """Training loss of a decoupler on row-aligned real features: the cross-modal contrastive loss of its
+    common features, InfoNCE or supervised-contrastive by ``cfg.objective`` [unverified]."""
+    loss = cross_modal_contrastive(dec.common["audio"](feats["audio"]), dec.common["visual"](feats["visual"]), y,
+                                   cfg.tau, cfg.objective)
+    return loss, {"contrastive": float(loss.detach())}
 
 
 # ---------------------------------------------------------------------------------------------- keys
@@ -221,9 +245,9 @@ class EncoderBank:
     def ensure(self) -> dict[str, Any]:
         """Train whatever pairs are missing; return the manifest.
 
-        One job per bank seed (its snapshot epochs are one training run), through :func:`mmdistill.dist.jobs.run_jobs`:
-        under ``torchrun`` rank r trains seeds r, r+W, …; rank 0 then records every finished pair in the manifest
-        (ecosystem.md §C.5 item 2). A pair is finished when its manifest record verifies, or - not yet recorded,
+        One job per bank seed (its snapshot epochs are one training run), through :func:`mmdistill.parallel.jobs.run_jobs`:
+        under ``torchrun`` rank r trains seeds r, r+W, …; rank 0 then records every finished pair in the manifest.
+        A pair is finished when its manifest record verifies, or - not yet recorded,
         e.g. written by another rank or a killed run - when its (atomically written) file exists.
         """
         if self.cfg.num_seeds < 1 or (self.cfg.pretrained and not self.cfg.snapshot_epochs):
@@ -238,9 +262,15 @@ class EncoderBank:
                             partial(self._train_seed, s, {plan[k][1]: k for k in ks}, man),
                             partial(self._seed_finished, man, ks)))
 
+        t0 = time.perf_counter()
+        todo = not all(self._valid(man["pairs"].get(str(k))) for k in range(len(plan)))
+
         def gather() -> dict[str, Any]:
             fresh = self.read_manifest()
             changed = not (self.dir / MANIFEST).is_file()
+            if todo:  # some pairs were trained by this call: record its wall time
+                fresh.setdefault("train_seconds", {})["encoders"] = round(time.perf_counter() - t0, 3)
+                changed = True
             for k, (si, ep) in enumerate(plan):
                 if not self._valid(fresh["pairs"].get(str(k))):
                     f = self.dir / self._pair_name(k)
@@ -338,10 +368,16 @@ class EncoderBank:
             sd = {n: t.detach().cpu().contiguous().clone() for n, t in dec.state_dict().items()}
             atomic_write_with(self.dir / names[k], lambda p: save_file(sd, p))
 
+        t0 = time.perf_counter()
+        todo = not all(self._valid(records.get(str(k))) for k in range(len(names)))
+
         def gather() -> dict[str, Any]:
             fresh = self.read_manifest()
             entry = fresh["decouplers"].setdefault(dkey, {"config": asdict(dcfg), "pairs": {}})
             changed = False
+            if todo:  # some decouplers were trained by this call: record its wall time
+                entry["train_seconds"] = round(time.perf_counter() - t0, 3)
+                changed = True
             for k, name in enumerate(names):
                 if not self._valid(entry["pairs"].get(str(k))):
                     entry["pairs"][str(k)] = {"file": name, "sha256": sha256_file(self.dir / name)}
@@ -365,6 +401,22 @@ class EncoderBank:
             for p in dec.parameters():
                 p.requires_grad_(False)
             out.append(dec.to(self.device))
+        return out
+
+    def report(self, dcfg: DecouplerConfig | None = None) -> dict[str, Any]:
+        """Bank cost: pairs, wall seconds spent training the encoders (and the decouplers of ``dcfg``) when they
+        were built, and storage in bytes (encoder files; decoupler files of ``dcfg``)."""
+        man = self.read_manifest()
+        enc_bytes = sum((self.dir / r["file"]).stat().st_size for r in man["pairs"].values() if (self.dir / r["file"]).is_file())
+        out: dict[str, Any] = {"pairs": len(man["pairs"]), "num_seeds": self.cfg.num_seeds,
+                               "snapshot_epochs": list(self.cfg.snapshot_epochs), "pretrained": self.cfg.pretrained,
+                               "encoders_train_s": man.get("train_seconds", {}).get("encoders"),
+                               "encoders_bytes": enc_bytes}
+        if dcfg is not None:
+            entry = man["decouplers"].get(decoupler_key(dcfg), {})
+            out["decouplers_train_s"] = entry.get("train_seconds")
+            out["decouplers_bytes"] = sum((self.dir / r["file"]).stat().st_size for r in entry.get("pairs", {}).values()
+                                          if (self.dir / r["file"]).is_file())
         return out
 
     def _train_decoupler(self, dec: Decoupler, enc: nn.ModuleDict, cfg: DecouplerConfig, seed: int) -> dict[str, float]:

@@ -38,9 +38,9 @@ from tqdm import tqdm
 
 from ..data.paired import PairedDataset
 from ..data.root import cache_dir
-from ..dist.context import is_main
-from ..dist.jobs import Job, main_first, run_jobs
-from ..distill.losses import contrastive_logits, info_nce
+from ..parallel.context import is_main
+from ..parallel.jobs import Job, main_first, run_jobs
+from ..losses.contrastive import contrastive_logits, info_nce
 from ..errors import ConfigError, DataError
 from ..evaluate.augment import augment_modality
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file
@@ -107,14 +107,19 @@ def _batches(n: int, bs: int, gen: torch.Generator):
             yield idx
 
 
-def pretrain_encoder(ds: PairedDataset, cfg: ExpertConfig, progress: bool = True) -> Path:
-    """Train the dual encoder once on the real set (AdamW, InfoNCE) and cache the image encoder's weights."""
+def pretrain_encoder(ds: PairedDataset, cfg: ExpertConfig, progress: bool = True, *, full: bool = False) -> Path:
+    """Train the dual encoder once on the real set (AdamW, InfoNCE) and cache the image encoder's weights.
+
+    ``full=True`` returns the cached state of the whole dual encoder (image encoder, image projection, text head)
+    of the same training run instead (written beside the image encoder's file; an online proxy resets to it)."""
     _check_retrieval(ds)
     blob = json.dumps({"net": asdict(cfg.net), "data": dataset_fingerprint(ds), "epochs": cfg.encoder_epochs,
                        "lr": cfg.encoder_lr, "bs": cfg.encoder_batch_size, "seed": cfg.seed, "v": 1}, sort_keys=True)
     path = cache_dir() / "encoders" / f"{ds.name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.safetensors"
-    if path.is_file():
-        return path
+    full_path = path.with_name(path.stem + "-dual.safetensors")
+    want = full_path if full else path
+    if want.is_file():
+        return want
     seed = derive_seed(cfg.seed, "encoder")
     seed_everything(seed)
     gen = generator(seed)
@@ -131,7 +136,9 @@ def pretrain_encoder(ds: PairedDataset, cfg: ExpertConfig, progress: bool = True
             opt.step()
     state = {k: v.detach().contiguous() for k, v in model.image_encoder.state_dict().items()}
     atomic_write_with(path, lambda p: save_file(state, p, metadata={"format": "mmdistill.image_encoder"}))
-    return path
+    dual = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_with(full_path, lambda p: save_file(dual, p, metadata={"format": "mmdistill.dual_encoder"}))
+    return want
 
 
 def _encoder_source(ds: PairedDataset, cfg: ExpertConfig, progress: bool) -> Path | None:

@@ -1,6 +1,6 @@
 """The image-text model experts and students share, and its flat-parameter functional form.
 
-The architecture is the retrieval protocol's :class:`~mmdistill.evaluate.retrieval.DualEncoder` (a registered
+The architecture is the retrieval protocol's :class:`~mmdistill.nets.dual_encoder.DualEncoder` (a registered
 image net + linear image projection, an MLP text head over frozen MiniLM vectors), so expert trajectories,
 the distillation student and the evaluation model are one network. Differences to the protocol: the
 temperature is fixed (``scale = exp(log_scale)``, ``log_scale = log(1/tau)``) and
@@ -23,9 +23,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..distill.losses import contrastive_logits, log_scale_of
+from ..losses.contrastive import contrastive_logits, log_scale_of
 from ..errors import ConfigError
-from ..evaluate.retrieval import DualEncoder, RetrievalProtocol
+from ..evaluate.retrieval import RetrievalProtocol
+from ..nets.dual_encoder import DualEncoder
 
 Mode = Literal["full", "heads"]
 

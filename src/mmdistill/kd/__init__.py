@@ -4,7 +4,7 @@ One concept per module:
 
 * :mod:`.fft_bands` - channel-axis rfft band split (the only place FD-CMKD's FFT math lives);
 * :mod:`.base` - the loss contract (:class:`~.base.KDLoss`, :class:`~.base.KDInputs`, :class:`~.base.Dims`)
-  and the registry ``KD_LOSSES``; :mod:`.losses` imports every loss and names the variants;
+  and the registry ``KD_LOSSES``; :mod:`.registry` imports every loss and names the presets;
 * :mod:`.logit_losses` (no-KD, KD, DKD, DIST), :mod:`.feature_losses` (FitNet/Feat, PKD), :mod:`.c2kd`,
   :mod:`.fd_cmkd` - the methods;
 * :mod:`.config` - ``KDRunConfig`` (YAML -> dataclass, unknown keys rejected); :mod:`.taps` - nets and their

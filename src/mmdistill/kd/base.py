@@ -12,12 +12,17 @@ It is built as ``Loss(cfg, dims, num_classes, seed)`` (``dims`` = :class:`Dims`)
 :class:`KDInputs`; it returns ``{term name: scalar}``, *including* the student's task CE, and the trainer
 backpropagates their sum. Parameters the loss owns (projectors, shared heads, proxies) are trained with the
 student: the trainer puts ``loss.parameters()`` into the optimiser.
+
+Hooks, so that the trainer treats every method alike: :meth:`KDLoss.epoch_log` adds method-specific fields to
+each epoch's log record (e.g. C2KD's share of samples passing its Kendall filter); :meth:`KDLoss.final_report`
+adds fields to a seed's result after training, given a :class:`FinalProbe` on the test split (e.g. FD-CMKD's
+band alignment).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,6 +56,15 @@ class KDInputs:
     t_mid: Tensor | None = None
 
 
+@dataclass
+class FinalProbe:
+    """Test-split features for :meth:`KDLoss.final_report`: pooled ``feat`` taps of the trained student and of the
+    teacher on each test row's first partner, computed on request (CPU tensors, (N, D))."""
+
+    student_feat: Callable[[], Tensor]
+    teacher_feat: Callable[[], Tensor]
+
+
 class KDLoss(nn.Module):
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
@@ -66,18 +80,14 @@ class KDLoss(nn.Module):
     def task_ce(self, inp: KDInputs) -> Tensor:
         return F.cross_entropy(inp.s_logits, inp.y)
 
+    def epoch_log(self) -> dict[str, float]:
+        """Method-specific fields of an epoch's log record (default none)."""
+        return {}
+
+    def final_report(self, probe: FinalProbe) -> dict[str, Any]:
+        """Method-specific fields of a seed's result after training (default none)."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """What the loss computes, for results.json."""
         return {"method": self.name, "needs": sorted(self.needs), "trainable_teacher": self.trainable_teacher}
-
-
-def get_kd_loss(name: str) -> type[KDLoss]:
-    from . import losses  # noqa: F401  (registers every loss)
-
-    return KD_LOSSES.get(name)
-
-
-def kd_method_names() -> list[str]:
-    from . import losses  # noqa: F401
-
-    return KD_LOSSES.names()

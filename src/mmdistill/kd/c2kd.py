@@ -94,6 +94,10 @@ class C2KD(KDLoss):
         self.proxy_t = Proxy(dims.t_mid, num_classes)
         self.last_agree: float = 0.0
 
+    def epoch_log(self) -> dict[str, float]:
+        """Share of the last batch's samples whose proxies agree (Kendall tau-b above ``krc``)."""
+        return {"kendall_agree_frac": self.last_agree}
+
     def forward(self, inp: KDInputs) -> dict[str, Tensor]:
         assert inp.s_mid is not None and inp.t_mid is not None
         c = self.cfg

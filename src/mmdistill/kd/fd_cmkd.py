@@ -36,7 +36,7 @@ the post-ReLU map, whose global average is also what its classifier reads. The t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import math
 
@@ -45,8 +45,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..seed import derive_seed
-from .base import KD_LOSSES, Dims, KDInputs, KDLoss
+from .base import KD_LOSSES, Dims, FinalProbe, KDInputs, KDLoss
 from .fft_bands import apply_masks, band_masks, cut_index, l2_normalize, num_bins, signed_log1p, soft_band_masks
+from .similarity import mean_cos
 
 
 def band_distance(a: Tensor, b: Tensor, kind: str = "mse", reduction: str = "mean") -> Tensor:
@@ -165,6 +166,27 @@ class FDCMKD(KDLoss):
                                              + F.cross_entropy(self.phi_high(fd["t_high"]), y))
         out["low"] = c.lambda_low * fd["low"]
         out["high"] = c.lambda_high * fd["high"]
+        return out
+
+    def epoch_log(self) -> dict[str, float]:
+        return {"cut": float(self.cut().detach())} if self.cfg.learnable_split else {}
+
+    @torch.no_grad()
+    def final_report(self, probe: FinalProbe) -> dict[str, Any]:
+        """Mean test-pair cosine between the student's and the teacher's band features, in the space the loss
+        aligns (after the projector and the control permutation): shows whether alignment happened."""
+        self.eval()
+        dev = next(self.parameters()).device
+        f_s = self.proj(probe.student_feat().to(dev)).cpu()
+        f_t = probe.teacher_feat()
+        if self.perm is not None:
+            f_s, f_t = f_s[:, self.perm.cpu()], f_t[:, self.perm.cpu()]
+        lm, hm = (m.detach().cpu() for m in self.masks())
+        s_low, s_high = apply_masks(f_s, lm, hm)
+        t_low, t_high = apply_masks(f_t, lm, hm)
+        out: dict[str, Any] = {"band_cos_low": mean_cos(s_low, t_low), "band_cos_high": mean_cos(s_high, t_high)}
+        if self.cfg.learnable_split:
+            out["final_cut"] = float(self.cut().detach())
         return out
 
     def describe(self) -> dict:

@@ -29,9 +29,9 @@ from ..evaluate.results import Results, aggregate
 from ..io import append_jsonl, atomic_write_text
 from ..nets.hooks import FeatureTap
 from ..seed import derive_seed, generator, seed_everything
-from .base import Dims, KDInputs
+from .base import Dims, FinalProbe, KDInputs
 from .config import KDRunConfig
-from .losses import get_kd_loss, resolve_method
+from .registry import get_kd_loss, resolve_method
 from .taps import build_net, pool, tap_paths
 from .teacher import accuracy, get_teacher, lr_at, make_optimizer, set_lr
 from .views import ModalityView, make_view
@@ -73,7 +73,8 @@ def _probe_dims(net: nn.Module, shape: tuple[int, ...], taps: dict[str, str], io
     net.eval()
     paths = sorted(set(taps.values()))
     with torch.no_grad():
-        _, f = _forward(net, torch.zeros(2, *shape), paths, io)
+        dev = next(net.parameters()).device  # the net may already sit on the training device
+        _, f = _forward(net, torch.zeros(2, *shape, device=dev), paths, io)
     net.train(was)
     return {k: int(f[p].shape[1]) for k, p in taps.items()}
 
@@ -153,10 +154,7 @@ def train_student(cfg: KDRunConfig, train: ModalityView, test: ModalityView, tea
                 sums[k] = sums.get(k, 0.0) + v.item()
         rec = {"seed": seed, "epoch": ep, **{k: v / steps for k, v in sums.items()},
                "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - t0, 2)}
-        if hasattr(loss, "last_agree"):
-            rec["kendall_agree_frac"] = loss.last_agree
-        if getattr(loss_cfg, "learnable_split", False):
-            rec["cut"] = float(loss.cut().detach())
+        rec.update(loss.epoch_log())
         history.append(rec)
         if log_path is not None:
             append_jsonl(log_path, rec)
@@ -167,37 +165,28 @@ def train_student(cfg: KDRunConfig, train: ModalityView, test: ModalityView, tea
     out: dict[str, Any] = {"student_acc": acc, "train_s": train_s, "student_net": s_desc, "dims": dataclasses.asdict(dims),
                            "loss": loss.describe(), "loss_config": dataclasses.asdict(loss_cfg), "history": history,
                            "steps": steps * spec.epochs}
-    if loss_cls.name == "fd-cmkd":
-        out.update(band_alignment(cfg, student, teacher, s_taps, t_taps, loss, test))
-    if getattr(loss_cfg, "learnable_split", False):
-        out["final_cut"] = float(loss.cut().detach())
+    out.update(loss.final_report(_probe(cfg, student, teacher, s_taps, t_taps, test)))
     if trainable_teacher:
         out["teacher_acc_after"] = accuracy(predict(teacher, test.x_teacher, cfg.eval_batch_size, dev), test.y_teacher)
     return out
 
 
-@torch.no_grad()
-def band_alignment(cfg: KDRunConfig, student: nn.Module, teacher: nn.Module, s_taps: dict[str, str],
-                   t_taps: dict[str, str], loss: nn.Module, test: ModalityView) -> dict[str, float]:
-    """FD-CMKD only: mean test-pair cosine between the student's and the teacher's band features, in the space
-    the loss aligns (after the projector and the control permutation). Shows whether alignment happened."""
-    from .fft_bands import apply_masks
-    from .similarity import mean_cos
+def _probe(cfg: KDRunConfig, student: nn.Module, teacher: nn.Module, s_taps: dict[str, str], t_taps: dict[str, str],
+           test: ModalityView) -> FinalProbe:
+    """Pooled ``feat`` taps of the trained student and of the teacher (each test row's first partner)."""
 
-    loss.eval()
-    rows = torch.arange(test.x_student.shape[0])
-    _, fs = teacher_outputs(student, test.x_student, [s_taps["feat"]], cfg.student.tap_io, cfg.eval_batch_size,
-                            cfg.device)
-    _, ft = teacher_outputs(teacher, test.x_teacher[test.first_partners(rows)], [t_taps["feat"]], cfg.teacher.tap_io,
-                            cfg.eval_batch_size, cfg.device)
-    f_s = loss.proj(fs[s_taps["feat"]].to(cfg.device)).cpu()
-    f_t = ft[t_taps["feat"]]
-    if loss.perm is not None:
-        f_s, f_t = f_s[:, loss.perm.cpu()], f_t[:, loss.perm.cpu()]
-    lm, hm = (m.detach().cpu() for m in loss.masks())
-    s_low, s_high = apply_masks(f_s, lm, hm)
-    t_low, t_high = apply_masks(f_t, lm, hm)
-    return {"band_cos_low": mean_cos(s_low, t_low), "band_cos_high": mean_cos(s_high, t_high)}
+    def student_feat() -> Tensor:
+        _, fs = teacher_outputs(student, test.x_student, [s_taps["feat"]], cfg.student.tap_io, cfg.eval_batch_size,
+                                cfg.device)
+        return fs[s_taps["feat"]]
+
+    def teacher_feat() -> Tensor:
+        rows = torch.arange(test.x_student.shape[0])
+        _, ft = teacher_outputs(teacher, test.x_teacher[test.first_partners(rows)], [t_taps["feat"]],
+                                cfg.teacher.tap_io, cfg.eval_batch_size, cfg.device)
+        return ft[t_taps["feat"]]
+
+    return FinalProbe(student_feat=student_feat, teacher_feat=teacher_feat)
 
 
 def _num_classes(train_y: Tensor, test_y: Tensor) -> int:

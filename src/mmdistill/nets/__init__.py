@@ -25,7 +25,7 @@ __all__ = ["NETS", "count_params", "create_net", "net_names"]
 
 NETS: Registry[Any] = Registry("net")
 
-_MODULES = ["convnet", "lenet", "alexnet", "vgg", "resnet", "heads"]
+_MODULES = ["convnet", "lenet", "alexnet", "vgg", "resnet", "heads", "timm_net"]
 
 
 def _ensure_loaded() -> None:

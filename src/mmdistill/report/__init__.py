@@ -1,4 +1,4 @@
-"""Run reports and comparisons (issue 8).
+"""Run reports and comparisons.
 
 * :func:`mmdistill.report.build.build_report` - one self-contained ``report.html`` per run directory
   (sections in :mod:`.sections`, page pieces in :mod:`.html`, figures in :mod:`.figures`, spectrogram

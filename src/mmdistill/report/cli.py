@@ -1,4 +1,4 @@
-"""CLI for ``mmdistill report RUN_DIR`` and ``mmdistill compare RUN_DIR...`` (issue 8)."""
+"""CLI for ``mmdistill report RUN_DIR`` and ``mmdistill compare RUN_DIR...``."""
 
 from __future__ import annotations
 

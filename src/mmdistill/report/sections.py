@@ -56,11 +56,11 @@ def display_set(rd: RunData) -> tuple[Any, str]:
     layout = dict(syn.meta.get("layout") or {}) if syn is not None else {}
     if syn is None or int(layout.get("factor", 1)) <= 1:
         return syn, ""
-    from ..distill.factor import decode_set
+    from ..factor import decode_set
 
     dec = decode_set(syn)
     return dec, (f"Factorised set (factor {layout.get('factor')}, layout {layout}): {len(syn)} stored rows decoded to "
-                 f"{len(dec)} pairs as evaluation does (mmdistill.distill.factor.decode_set).")
+                 f"{len(dec)} pairs as evaluation does (mmdistill.factor.decode_set).")
 
 
 def hard_labels(syn: Any) -> np.ndarray | None:

@@ -1,0 +1,115 @@
+"""Benchmark targets as data: the ``targets:`` list of a suite file, checked against the suite's rows.
+
+Kinds (every selector defaults to the target's ``dataset`` and ConvNet evaluation):
+
+- ``order``: ``chain: [a, ">", b, "≥", c, ...]`` on ``metric`` at ``budget``;
+- ``retention``: ``method`` at ``budget`` keeps at least ``min`` (a fraction) of the ``full`` row's ``metric``;
+- ``max``: ``select``'s mean is at most ``max``;
+- ``ratio``: ``num`` / ``den`` means, at most ``max`` and/or at least ``min``;
+- ``within_std``: ``a``'s mean is at least ``b``'s mean minus ``b``'s std;
+- ``gain_any``: in at least one direction (KD), ``method`` minus ``base`` on ``metric`` is at least ``min``;
+- ``best_of``: the best of ``methods`` on ``metric`` at ``budget`` is at least ``vs``'s mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ANY = object()
+_KEYS = {"method": "method", "metric": "metric", "budget": "budget", "arch": "eval_arch", "syn_steps": "syn_steps",
+         "dataset": "dataset", "teacher_modality": "teacher_modality", "student_modality": "student_modality"}
+
+
+class Rows:
+    """Rows of ``benchmarks/<suite>.json`` with a selector lookup."""
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        self.rows = rows
+
+    def filter(self, **sel: Any) -> list[dict[str, Any]]:
+        out = []
+        for r in self.rows:
+            if all(r.get(_KEYS[k]) == v for k, v in sel.items() if v is not _ANY):
+                out.append(r)
+        return out
+
+    def get(self, **sel: Any) -> dict[str, Any] | None:
+        got = self.filter(**sel)
+        return got[0] if got else None
+
+
+def _sel(t: dict[str, Any], s: dict[str, Any]) -> dict[str, Any]:
+    out = {"dataset": t.get("dataset", _ANY), "arch": "convnet", "syn_steps": None}
+    out.update(s)
+    if "budget" not in s and "budget" in t:
+        out["budget"] = t["budget"]
+    return {k: (_ANY if v is None and k == "dataset" else v) for k, v in out.items()}
+
+
+def _fmt(r: dict[str, Any], digits: int = 2) -> str:
+    n = r.get("n_seeds") or 1
+    return f"{r['mean']:.{digits}f}" + (f" ± {r['std']:.{digits}f}" if n > 1 else "")
+
+
+def check_target(t: dict[str, Any], rows: Rows) -> tuple[str, bool | None]:
+    """(value text, met?) of target ``t``; ``None`` when rows are missing."""
+    kind = t.get("kind")
+    if kind == "order":
+        chain = t["chain"]
+        names, ops = chain[0::2], chain[1::2]
+        got = [rows.get(**_sel(t, {"method": m, "metric": t["metric"]})) for m in names]
+        if any(g is None for g in got):
+            return "missing rows: " + ", ".join(m for m, g in zip(names, got) if g is None), None
+        ok = all((a["mean"] > b["mean"]) if op == ">" else (a["mean"] >= b["mean"])
+                 for a, b, op in zip(got, got[1:], ops))
+        text = " ".join(f"{m} {_fmt(g)}" + (f" {op}" if i < len(ops) else "")
+                        for i, (m, g, op) in enumerate(zip(names, got, [*ops, ""])))
+        return text, ok
+    if kind == "retention":
+        r = rows.get(**_sel(t, {"method": t["method"], "metric": t["metric"]}))
+        full = rows.get(**{**_sel(t, {"method": "full", "metric": t["metric"]}), "budget": _ANY})
+        if r is None or full is None or not full["mean"]:
+            return "missing rows", None
+        ratio = r["mean"] / full["mean"]
+        return f"{_fmt(r)} / full {_fmt(full)} = {100 * ratio:.1f} %", ratio >= float(t["min"])
+    if kind == "max":
+        r = rows.get(**_sel(t, t["select"]))
+        if r is None:
+            return "missing rows", None
+        return f"{r['mean']:.1f} (limit {t['max']})", r["mean"] <= float(t["max"])
+    if kind == "ratio":
+        a, b = rows.get(**_sel(t, t["num"])), rows.get(**_sel(t, t["den"]))
+        if a is None or b is None or not b["mean"]:
+            return "missing rows", None
+        q = a["mean"] / b["mean"]
+        ok = (q <= float(t["max"]) if "max" in t else True) and (q >= float(t["min"]) if "min" in t else True)
+        return f"{a['mean']:.4g} / {b['mean']:.4g} = {q:.3f}", ok
+    if kind == "within_std":
+        a, b = rows.get(**_sel(t, t["a"])), rows.get(**_sel(t, t["b"]))
+        if a is None or b is None:
+            return "missing rows", None
+        return (f"{a['mean']:.2f} vs {b['mean']:.2f} − {b['std']:.2f} = {b['mean'] - b['std']:.2f}",
+                a["mean"] >= b["mean"] - b["std"])
+    if kind == "gain_any":
+        gains = []
+        for r in rows.filter(method=t["method"], metric=t["metric"], arch="convnet"):
+            base = rows.get(method=t["base"], metric=t["metric"], arch="convnet", dataset=r["dataset"],
+                            teacher_modality=r.get("teacher_modality"), student_modality=r.get("student_modality"))
+            if base is not None:
+                gains.append((f"{r['dataset']} {r.get('teacher_modality')}→{r.get('student_modality')}",
+                              r["mean"] - base["mean"]))
+        if not gains:
+            return "missing rows", None
+        return "; ".join(f"{n} {g:+.2f}" for n, g in gains), any(g >= float(t["min"]) for _, g in gains)
+    if kind == "best_of":
+        got = {m: rows.get(**_sel(t, {"method": m, "metric": t["metric"]})) for m in t["methods"]}
+        vs = rows.get(**_sel(t, {"method": t["vs"], "metric": t["metric"]}))
+        have = {m: g for m, g in got.items() if g is not None}
+        if not have or vs is None:
+            return "missing rows: " + ", ".join([m for m, g in got.items() if g is None] + ([t["vs"]] if vs is None else [])), None
+        best = max(have, key=lambda m: have[m]["mean"])
+        missing = [m for m, g in got.items() if g is None]
+        text = f"best {best} {_fmt(have[best])} vs {t['vs']} {_fmt(vs)}" + (f" (missing: {', '.join(missing)})" if missing else "")
+        ok = have[best]["mean"] >= vs["mean"]
+        return text, (ok if ok or not missing else None)
+    raise ValueError(f"unknown target kind {kind!r}")
