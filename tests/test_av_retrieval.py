@@ -95,3 +95,18 @@ def test_evaluate_task_retrieval_cli(tmp_path, monkeypatch, capsys):
                  "--data-root", ROOT, *fast]) == 0
     full = json.loads((ref / "results.retrieval.json").read_text())
     assert full["method"] == "full" and full["n_train_pairs"] == 60 and full["positives"].startswith("concept")
+
+
+def test_label_paired_data_falls_back_to_class_positives():
+    from mmdistill.data.paired import PairedDataset
+
+    x = {"audio": torch.zeros(4, 1, 4, 4), "visual": torch.zeros(4, 3, 4, 4)}
+    lab = torch.tensor([0, 0, 1, 1])
+    label_paired = PairedDataset(name="t", split="test", task="classification", tensors=x, labels=lab, pairing="label",
+                                 extra_labels={"concept": torch.arange(4)})
+    groups, why = av_retrieval.positives_of(label_paired)
+    assert torch.equal(groups, lab) and why.startswith("class")
+    inst = PairedDataset(name="t", split="test", task="classification", tensors=x, labels=lab,
+                         extra_labels={"concept": torch.tensor([0, 1, 2, 2])})
+    groups, why = av_retrieval.positives_of(inst)
+    assert groups.tolist() == [0, 1, 2, 2] and why.startswith("concept")
