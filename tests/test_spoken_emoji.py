@@ -92,3 +92,20 @@ def test_info_says_synthetic_and_licences():
     assert info["splits_loaded"] and info["pairing"].startswith("instance")
     assert "synthetic" in info["speech"] and "CC BY-SA 4.0" in info["licence"] and "OFL" in info["licence"]
     assert info["splits"]["test"]["pairs"] == 40
+
+
+def test_shuffle_within_class_control_keeps_classes_and_breaks_instances():
+    train, shuffled = _load("train"), _load("train", shuffle_within_class=7)
+    assert torch.equal(shuffled.tensors["audio"], train.tensors["audio"]) and torch.equal(shuffled.labels, train.labels)
+    assert shuffled.pairing == "label" and train.pairing == "instance"
+    moved = (shuffled.tensors["visual"] != train.tensors["visual"]).flatten(1).any(1)
+    assert moved.float().mean() > 0.5  # most pairs re-paired ...
+    for c in range(train.num_classes):  # ... only within their class: the class's visual rows, in another order
+        rows = train.labels == c
+        a = train.tensors["visual"][rows].flatten(1).sum(1).sort().values
+        b = shuffled.tensors["visual"][rows].flatten(1).sum(1).sort().values
+        torch.testing.assert_close(a, b)
+    assert torch.equal(_load("test", shuffle_within_class=7).tensors["visual"], _load("test").tensors["visual"])
+    assert torch.equal(_load("train", shuffle_within_class=7).tensors["visual"], shuffled.tensors["visual"])
+    with pytest.raises(ConfigError):
+        _load("train", shuffle_within_class="yes")

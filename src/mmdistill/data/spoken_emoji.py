@@ -153,6 +153,23 @@ def augment_glyph(glyph: Any, size: int, rng: np.random.Generator, p: dict[str, 
 # ----------------------------------------------------------------------------- the dataset
 
 
+def shuffled_within_class(ds: PairedDataset, seed: int) -> PairedDataset:
+    """The control for instance-level correspondence: visual rows re-paired at random within each class (seeded),
+    so each pair shares only its class, as in label-paired data (``pairing`` becomes "label"); the test split is
+    never shuffled. Data param ``shuffle_within_class: SEED``."""
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.arange(len(ds))
+    for c in range(ds.num_classes):
+        idx = torch.nonzero(ds.labels == c).flatten()
+        perm[idx] = idx[torch.randperm(idx.numel(), generator=g)]
+    out = ds.subset(torch.arange(len(ds)))
+    out.tensors["visual"] = ds.tensors["visual"][perm]
+    out.extra_labels = {k: v for k, v in out.extra_labels.items() if k in ("voice",)}  # visual concept/style moved
+    out.pairing = "label"
+    out.meta = dict(out.meta, params=dict(out.meta.get("params") or {}, shuffle_within_class=seed))
+    return out
+
+
 @DATASETS.register("spoken-emoji")
 class SpokenEmoji:
     """Spoken-Emoji: emoji glyph images paired with their spoken CLDR names (instance-level pairs)."""
@@ -304,6 +321,17 @@ class SpokenEmoji:
     def load(cls, split: str = "train", root: Path | str = ".", **params: Any) -> PairedDataset:
         params = dict(params)
         val_fraction = cls._val_fraction(params.pop("val_fraction", 0.0))
+        shuffle = params.pop("shuffle_within_class", None)
+        if shuffle is not None and (isinstance(shuffle, bool) or not isinstance(shuffle, int)):
+            raise ConfigError(f"dataset {cls.NAME!r}: param 'shuffle_within_class' must be an integer seed or null, "
+                              f"got {shuffle!r}")
+        ds = cls._load(split, root, val_fraction, params)
+        if shuffle is None or split == "test":
+            return ds
+        return shuffled_within_class(ds, int(shuffle))
+
+    @classmethod
+    def _load(cls, split: str, root: Path | str, val_fraction: float, params: dict[str, Any]) -> PairedDataset:
         if split != "val" or val_fraction == 0.0:
             check_split(cls.NAME, split)
         source = "train" if split == "val" else split
