@@ -54,7 +54,10 @@ def test_av_cells():
     assert by[("av-digits", "herding", 10)].params == {"proxy": {"epochs": 4}}
     assert all(c.data == {"n_mels": 32, "frames": 32} for c in cells if c.dataset != "spoken-emoji")
     se = {(c.row_method, c.budget): c for c in cells if c.dataset == "spoken-emoji"}
-    assert all(c.data == {} and c.av_retrieval for c in se.values())
+    assert all(c.av_retrieval for c in se.values())
+    assert all(c.data == {} for (m, _), c in se.items() if m != "full-shuffled-within-class")
+    assert se[("full-shuffled-within-class", None)].data == {"shuffle_within_class": 1}
+    assert se[("dm", 10)].protocols == ["paper"] and se[("full-shuffled-within-class", None)].protocols == []
     assert not any(c.av_retrieval for c in cells if c.dataset != "spoken-emoji")
     for m in ("dm", "avdd", "davdd", "davdd-init"):
         assert se[(m, 10)].syn_seeds == [0, 1, 2]
