@@ -27,6 +27,7 @@ from ..data.root import cache_dir
 from ..evaluate import classification, retrieval
 from ..losses.contrastive import info_nce
 from ..nets.dual_encoder import DualEncoder
+from ..train.loop import epoch_batches, fit
 from ..evaluate.augment import augment_modality
 from ..io import atomic_write_with
 from ..seed import generator, seed_everything
@@ -57,13 +58,6 @@ def proxy_stats(ds: PairedDataset, cfg: ProxyConfig, seed: int, progress: bool =
     return out
 
 
-def _visits(n: int, bs: int, epochs: int, gen: torch.Generator):
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        for s in range(0, n, bs):
-            yield perm[s:s + bs]
-
-
 def _forgetting(prev: torch.Tensor, correct_now: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor, ever: torch.Tensor) -> None:
     was = prev[idx]
     counts[idx] += (was & ~correct_now).long()
@@ -85,16 +79,18 @@ def _train_classification(ds: PairedDataset, cfg: ProxyConfig, seed: int, progre
     counts = torch.zeros(n, dtype=torch.long)
     model.train()
     steps = cfg.epochs * -(-n // cfg.batch_size)
-    for idx in tqdm(_visits(n, cfg.batch_size, cfg.epochs, gen), total=steps, desc="proxy run", disable=not progress, leave=False):
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
         batch = {m: augment_modality(m, x[idx], gen) for m, x in data.items()}
         out = model(batch)
         loss = sum(F.cross_entropy(z, y[idx]) for z in out.values())
-        with torch.no_grad():
+        with torch.no_grad():  # forgetting events (Toneva et al., ICLR 2019): correct -> incorrect between visits
             fused = sum(F.softmax(z, 1) for z in out.values())
             _forgetting(prev, fused.argmax(1) == y[idx], idx, counts, ever)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return loss
+
+    fit(opt, tqdm(epoch_batches(n, cfg.batch_size, cfg.epochs, gen), total=steps, desc="proxy run",
+                  disable=not progress, leave=False), batch_loss)
     counts[~ever] = cfg.epochs
     model.eval()
     feats = []
@@ -120,16 +116,18 @@ def _train_retrieval(ds: PairedDataset, cfg: ProxyConfig, seed: int, progress: b
     counts = torch.zeros(n, dtype=torch.long)
     model.train()
     steps = cfg.epochs * -(-n // bs)
-    for idx in tqdm(_visits(n, bs, cfg.epochs, gen), total=steps, desc="proxy run", disable=not progress, leave=False):
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
         x = augment_modality("image", images[t2i[idx]], gen)
         logits = model.logits(x, texts[idx])
         loss = info_nce(logits)
         with torch.no_grad():
             ar = torch.arange(idx.numel())
             _forgetting(prev, (logits.argmax(1) == ar) & (logits.argmax(0) == ar), idx, counts, ever)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return loss
+
+    fit(opt, tqdm(epoch_batches(n, bs, cfg.epochs, gen), total=steps, desc="proxy run", disable=not progress,
+                  leave=False), batch_loss)
     counts[~ever] = cfg.epochs
     model.eval()
     with torch.no_grad():

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ..nets.av_classifier import AVClassifier  # noqa: F401 - the model evaluation trains
 from ..precision import autocast, check_precision, widen
+from ..train.loop import fit
 from ..seed import generator, seed_everything
 from ..errors import ConfigError
 from ..progress import EpochTicker
@@ -174,19 +175,17 @@ def train_and_test(
     steps = tqdm(minibatches(n, bs, total, gen), total=total, desc=f"eval seed {seed}", leave=False, disable=None,
                  mininterval=2.0)
     tick = EpochTicker(f"evaluation seed {seed}", total, -(-n // bs))
-    for i, idx in enumerate(steps):
-        tick.step(i)
+
+    def batch_loss(idx: Tensor) -> Tensor:
         batch = {m: x[idx].to(device) for m, x in train.items()}
         if proto.augment:
             batch = {m: augment_modality(m, x, gen) for m, x in batch.items()}
         y = labels[idx].to(device)
         with autocast(proto.precision, device):
             out = model(batch)
-        loss = sum(_loss(widen(out[m]), y) for m in out)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        return sum(_loss(widen(out[m]), y) for m in out)
+
+    fit(opt, steps, batch_loss, sched=sched, before=tick.step)
     return test_model(model, test, test_labels, proto.eval_batch_size, device, proto.precision)
 
 

@@ -20,6 +20,7 @@ from ..losses.contrastive import info_nce
 from ..errors import ConfigError
 from ..nets.dual_encoder import DualEncoder
 from ..precision import autocast, check_precision, widen
+from ..train.loop import fit
 from ..seed import generator, seed_everything
 from ..progress import EpochTicker
 from .augment import augment_modality
@@ -180,13 +181,7 @@ def fit_contrastive(opt: torch.optim.Optimizer, batch_loss: Callable[[Tensor], T
     steps = tqdm(minibatches(n, batch_size, total, gen), total=total, desc=f"eval seed {seed}", leave=False,
                  disable=None, mininterval=2.0)
     tick = EpochTicker(f"evaluation seed {seed}", total, -(-n // batch_size))
-    for i, idx in enumerate(steps):
-        tick.step(i)
-        loss = batch_loss(idx)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    fit(opt, steps, batch_loss, sched=sched, before=tick.step)
 
 
 @torch.no_grad()

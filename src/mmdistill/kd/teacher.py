@@ -23,6 +23,7 @@ from ..data.root import cache_dir
 from ..errors import IntegrityError
 from ..evaluate.augment import augment_modality
 from ..io import atomic_write_json, atomic_write_with, sha256_bytes, sha256_file
+from ..train.loop import epoch_batches, fit
 from ..seed import derive_seed, generator, seed_everything
 from .config import NetSpec, TrainSpec
 from .taps import build_net, resolve_spec
@@ -79,23 +80,20 @@ def fit_classifier(net: nn.Module, x: Tensor, y: Tensor, spec: TrainSpec, seed: 
     bs = min(spec.batch_size, n)
     steps = max(1, n // bs)
     net.train()
-    hist = []
-    for ep in range(spec.epochs):
-        perm = torch.randperm(n, generator=gen)
-        tot = 0.0
-        for s in range(steps):
-            set_lr(opt, lr_at(spec, ep, s, steps))
-            idx = perm[s * bs:(s + 1) * bs]
-            xb = x[idx].to(device)
-            if spec.augment:
-                xb = augment_modality(modality, xb, gen)
-            loss = F.cross_entropy(net(xb), y[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot += loss.item()
-        hist.append(tot / steps)
-    return hist
+    sums = [0.0] * spec.epochs
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        xb = x[idx].to(device)
+        if spec.augment:
+            xb = augment_modality(modality, xb, gen)
+        return F.cross_entropy(net(xb), y[idx].to(device))
+
+    def after(i: int, loss: Tensor) -> None:
+        sums[i // steps] += loss.item()
+
+    fit(opt, epoch_batches(n, bs, spec.epochs, gen, drop_last=True), batch_loss,
+        before=lambda i: set_lr(opt, lr_at(spec, i // steps, i % steps, steps)), after=after)
+    return [t / steps for t in sums]
 
 
 def teacher_recipe(dataset: str, data: dict[str, Any], modality: str, label: str, spec: NetSpec, train: TrainSpec,
