@@ -65,6 +65,7 @@ def _family(label: str, order: list[str]) -> str | None:
 
 
 def _protocol(rows: list[dict[str, Any]]) -> str:
+    rows = [r for r in rows if not str(r["method"]).startswith("full-")] or rows  # controls state their own data
     p = next((r["protocol"] for r in rows if r.get("protocol")), {})
     parts = [f"{k}={p[k]}" for k in PROTOCOL_KEYS if k in p and not isinstance(p[k], (dict, list))]
     data = next((r.get("data_params") for r in rows if r.get("data_params")), None)
@@ -92,9 +93,14 @@ def _split_protocols(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
     return out
 
 
+def _is_reference(method: str) -> bool:
+    """Full-data rows (``full`` and its controls such as ``full-shuffled-within-class``) have no budget column."""
+    return method == "full" or method.startswith("full-")
+
+
 def _budgets(rows: list[dict[str, Any]], metric: str) -> list[tuple[Any, str]]:
     seen: list[tuple[Any, str]] = []
-    for r in sorted((r for r in rows if r["method"] != "full" and r["metric"] == metric and isinstance(r.get("budget"), int)),
+    for r in sorted((r for r in rows if not _is_reference(str(r["method"])) and r["metric"] == metric and isinstance(r.get("budget"), int)),
                     key=lambda r: r["budget"]):
         b = (r["budget"], r["budget_unit"])
         if b not in seen:
@@ -124,6 +130,12 @@ def _headline(suite: str, ds: str, rows: Rows, metric: str) -> list[str]:
                 continue
             cells = [f"{_num(full['mean'], full['std'], full['n_seeds'])} {_size(full)} · 100 %"] + [""] * (len(budgets) - 1)
             out.append(f"| full ({full['budget']} {full['budget_unit']}) | " + " | ".join(cells) + " |")
+            for ctrl in sorted(x for x in {r["method"] for r in main} if str(x).startswith("full-")):
+                c = rows.get(method=ctrl, metric=metric, arch="convnet")
+                if c is not None:
+                    pct = f" · {100 * c['mean'] / full['mean']:.0f} %" if full["mean"] else ""
+                    cells = [f"{_num(c['mean'], c['std'], c['n_seeds'])} {_size(c)}{pct}"] + [""] * (len(budgets) - 1)
+                    out.append(f"| {ctrl} ({c['budget']} {c['budget_unit']}, control) | " + " | ".join(cells) + " |")
             continue
         cells = []
         for b, u in budgets:
@@ -206,7 +218,7 @@ def _cost(suite: str, rows: Rows, targets: list[dict[str, Any]]) -> list[str]:
 
 def _ablations(suite: str, rows: Rows, metric: str) -> list[str]:
     labels = {r["method"] for r in rows.rows if r["method"] not in METHOD_ORDER and r.get("syn_steps") is None
-              and r["metric"] == metric}
+              and r["metric"] == metric and not _is_reference(str(r["method"]))}  # full-data controls sit in the headline
     fams: dict[str, list[str]] = {}
     for lab in sorted(labels):
         fams.setdefault(_family(lab, METHOD_ORDER) or "controls", []).append(lab)
