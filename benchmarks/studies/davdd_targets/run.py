@@ -106,7 +106,7 @@ def summarise() -> None:
             vals = [v for r in rs for v in (r["metrics"].get(m, {}).get("values") or [r["metrics"].get(m, {}).get("mean")])
                     if v is not None]
             if vals:
-                row[m] = {"mean": round(statistics.fmean(vals), 2), "std": round(statistics.pstdev(vals), 2), "n": len(vals)}
+                row[m] = {"mean": round(statistics.fmean(vals), 2), "std": round(statistics.stdev(vals) if len(vals) > 1 else 0.0, 2), "n": len(vals)}
         row["distill_wall_s"] = round(statistics.fmean(r["distill_wall_s"] for r in rs), 1)
         if rs[0].get("bank"):
             row["bank"] = {k: v for k, v in rs[0]["bank"].items() if k != "dir"}
