@@ -1,8 +1,8 @@
 """DAVDD vs DM from the same initialisation on av-digits(-hard): val sweep and test cells.
 
 Every run distils with the quick configs (configs/av/{davdd,dm}_<dataset>.yaml) on the TRAIN split of
-``val_fraction = 0.2`` (takes 14-49; takes 5-13 are the val split), with factor 2 for both methods so that DM and
-DAVDD start from the identical herding initialisation (same seed, same code path). Phase ``val`` evaluates on the
+``val_fraction = 0.2`` (takes 14-49; takes 5-13 are the val split), with factor 2 for both methods (``*-f1`` variants:
+factor 1) so that DM and DAVDD start from the identical herding initialisation (same seed, same code path). Phase ``val`` evaluates on the
 val split (choosing lr and weights); phase ``test`` evaluates the chosen settings on the test split. Evaluation:
 ConvNet, the common protocol, last epoch, fused (mean of softmaxes) accuracy, ``--eval-seeds`` seeds per set.
 
@@ -51,6 +51,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                                "lambda_align": 100.0}),
     "davdd-fresh.5-com10": ("davdd", {"fresh_prob": 0.5, "lambda_common": 10.0, "lambda_intermodal": 10.0,
                                       "lambda_sample": 10.0, "lambda_align": 10.0}),
+    "init-f1": ("dm", {"iterations": 0, "factor": 1}),
+    "dm-f1": ("dm", {"factor": 1}),
+    "davdd-fresh.5-com10-f1": ("davdd", {"factor": 1, "fresh_prob": 0.5, "lambda_common": 10.0, "lambda_intermodal": 10.0,
+                                         "lambda_sample": 10.0, "lambda_align": 10.0}),
     "davdd-private": ("davdd", {"no_common": True, "no_intermodal": True, "no_prototypes": True, "no_infonce": True}),
 }
 
@@ -81,7 +85,7 @@ def one(phase: str, key: str, ipc: int, variant: str, syn_seed: int, eval_seeds:
     proto = default_protocol("classification", seeds=eval_seeds, **{k: v for k, v in cfg.eval.items() if k != "seeds"})
     res = evaluate_set(syn, train, target, proto)
     rec = {"phase": phase, "dataset": ds_name, "ipc": ipc, "variant": variant, "method": method, "overrides": over,
-           "syn_seed": syn_seed, "eval_seeds": eval_seeds, "iterations": mcfg.iterations, "factor": 2,
+           "syn_seed": syn_seed, "eval_seeds": eval_seeds, "iterations": mcfg.iterations, "factor": mcfg.factor,
            "data": data, "distill_wall_s": round(wall, 1), "distill_cpu_s": round(cpu, 1),
            "metrics": {k.removesuffix("_acc"): {"mean": v["mean"], "std": v["std"], "values": v.get("per_seed")}
                        for k, v in res.metrics.items()},
@@ -102,7 +106,7 @@ def summarise() -> None:
             vals = [v for r in rs for v in (r["metrics"].get(m, {}).get("values") or [r["metrics"].get(m, {}).get("mean")])
                     if v is not None]
             if vals:
-                row[m] = {"mean": round(statistics.fmean(vals), 2), "std": round(statistics.pstdev(vals), 2), "n": len(vals)}
+                row[m] = {"mean": round(statistics.fmean(vals), 2), "std": round(statistics.stdev(vals) if len(vals) > 1 else 0.0, 2), "n": len(vals)}
         row["distill_wall_s"] = round(statistics.fmean(r["distill_wall_s"] for r in rs), 1)
         if rs[0].get("bank"):
             row["bank"] = {k: v for k, v in rs[0]["bank"].items() if k != "dir"}
