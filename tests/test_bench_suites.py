@@ -47,6 +47,8 @@ def test_av_cells():
     assert hard1["davdd-init"].method == "davdd" and hard1["davdd-init"].params["iterations"] == 0
     assert {k: v for k, v in hard1["davdd-init"].params.items() if k != "iterations"} == \
         {k: v for k, v in hard1["davdd"].params.items() if k != "iterations"}  # DAVDD's own start, same set-up
+    assert hard1["davdd"].params["fresh_prob"] == 0.5 and hard1["davdd"].params["lambda_common"] == 10  # val choice at IPC 1
+    assert by[("av-digits-hard", "davdd", 10)].params["fresh_prob"] == 0.0  # the config's defaults elsewhere
     assert hard1["davdd"].extra_archs == ["lenet", "alexnet", "vgg11", "resnet18"] and hard1["davdd-init"].extra_archs == []
     for c in cells:  # the target chain distils three sets, and spoken-emoji's headline methods; the rest one
         if c.method in ("dm", "avdd", "davdd") and c.dataset != "spoken-emoji":
