@@ -8,7 +8,8 @@ Commands (each appends its rows to results.json beside this file; run one at a t
     python benchmarks/studies/covmatch_raha/study.py final --method covmatch --pairs 100 --iterations 500 \\
         --over '{"lr_img": 100, "lr_txt": 1}' --syn-seeds 0 1 2
     python benchmarks/studies/covmatch_raha/study.py random --pairs 100 --syn-seeds 0 1 2
-    python benchmarks/studies/covmatch_raha/study.py timing --iterations 8
+    python benchmarks/studies/covmatch_raha/study.py timing --iterations 10
+    python benchmarks/studies/covmatch_raha/study.py table     # markdown tables of results.json (README.md)
 
 * sweep: distil on emoji train-minus-val (val_fraction 0.2), evaluate on val (common protocol, 3 seeds).
 * final: distil on the full train split, evaluate on test under ``common`` (heads over the pretrained encoder,
@@ -174,6 +175,42 @@ def cmd_timing(a) -> None:
           "threads": torch.get_num_threads()})
 
 
+def cmd_table(a) -> None:
+    """Markdown tables from results.json: test r_mean per (method, pairs, protocol), the val sweep, the timing."""
+    import statistics
+
+    rows = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
+    print("| pairs | method | iterations | protocol | sets | test r_mean (mean ± std over sets) | per set | distill CPU s / set |")
+    print("|---|---|---|---|---|---|---|---|")
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        if r["kind"] == "final":
+            groups.setdefault((r["pairs"], r["method"], r["iterations"], r["protocol"]), []).append(r)
+    order = {"random": 0, "covmatch": 1, "raha": 2}
+    for (pairs, m, it, proto), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][3], order.get(kv[0][1], 9))):
+        v = [r["r_mean"] for r in sorted(rs, key=lambda r: r["syn_seed"])]
+        sd = statistics.stdev(v) if len(v) > 1 else 0.0
+        cpu = [r["distill_cpu_s"] for r in rs if r.get("distill_cpu_s") is not None]
+        print(f"| {pairs} | {m} | {it} | {proto} | {len(v)} | {statistics.mean(v):.2f} ± {sd:.2f} | "
+              f"{', '.join(f'{x:.2f}' for x in v)} | {statistics.mean(cpu):.0f} |" if cpu else
+              f"| {pairs} | {m} | {it} | {proto} | {len(v)} | {statistics.mean(v):.2f} ± {sd:.2f} | "
+              f"{', '.join(f'{x:.2f}' for x in v)} | - |")
+    print()
+    print("| method | iterations | setting | val r_mean (± std over 3 eval seeds) | distill CPU s |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        if r["kind"] == "sweep":
+            setting = ", ".join(f"{k} {v}" for k, v in r["over"].items()) or "initialisation"
+            print(f"| {r['method']} | {r['iterations']} | {setting} | {r['r_mean']:.2f} ± {r['std']:.2f} | {r['distill_cpu_s']:.0f} |")
+    for r in rows:
+        if r["kind"] == "timing":
+            print()
+            print("| method | s/iter (median) | s/iter (mean) | ratio to LoRS (median) |")
+            print("|---|---|---|---|")
+            for m, t in r["per_method"].items():
+                print(f"| {m} | {t['s_per_iter_median']:.3f} | {t['s_per_iter_mean']:.3f} | {r['ratio_to_lors_median'].get(m, '-')} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser()
@@ -197,8 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("timing")
     p.add_argument("--iterations", type=int, default=8)
     p.add_argument("--methods", nargs="+", default=["covmatch", "raha", "lors"])
+    sub.add_parser("table")
     a = ap.parse_args(argv)
-    {"sweep": cmd_sweep, "final": cmd_final, "random": cmd_random, "timing": cmd_timing}[a.cmd](a)
+    {"sweep": cmd_sweep, "final": cmd_final, "random": cmd_random, "timing": cmd_timing, "table": cmd_table}[a.cmd](a)
 
 
 if __name__ == "__main__":

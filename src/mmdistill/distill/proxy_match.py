@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
@@ -29,6 +28,7 @@ from ..seed import derive_seed, generator
 from ..synth import SyntheticSet
 from .base import Distiller, restore_optimizer
 from .online_proxy import OnlineProxy, ProxyConfig
+from .vl_common import CAPTIONS_NOTE, nearest_captions
 
 
 @dataclass
@@ -113,19 +113,11 @@ class ProxyMatchDistiller(Distiller):
         return logs
 
     # -------------------------------------------------------------------------------------- export/state
-    def nearest_captions(self, t: Tensor) -> list[str] | None:
-        caps = self.dataset.captions
-        if caps is None:
-            return None
-        real = F.normalize(self.dataset.tensors["text"].float(), dim=1)
-        j = (F.normalize(t.float(), dim=1) @ real.T).argmax(1)
-        return [caps[int(i)] for i in j]
-
     def export(self) -> SyntheticSet:
         t = self.texts.detach().clone()
         meta = self.base_meta()
-        meta["captions"] = self.nearest_captions(t)
-        meta["captions_note"] = "nearest real training caption (cosine) of each synthetic text vector, for display"
+        meta["captions"] = nearest_captions(self.dataset, t)
+        meta["captions_note"] = CAPTIONS_NOTE
         meta["init_indices"] = self.init_indices.tolist()
         meta["proxy"] = {**self.proxy.source, "projection_dim": self.proxy.projection_dim,
                          "reset_every": self.cfg.proxy.reset_every, "inner_steps": self.cfg.proxy.inner_steps}

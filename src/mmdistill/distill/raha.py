@@ -29,9 +29,11 @@ Choices the sources leave open, each a field with the recommended default [unver
 * energies: e_syn = ‖U_kᵀC_syn V_k‖²_F, e_real = Σ_{i≤k} σᵢ², e_res = ‖C_syn‖²_F − e_syn (C_syn the synthetic
   tangent cross-covariance, centred like CovMatch's);
 * ``jitter``: diagonal jitter added to C_real before the SVD;
-* ``normalize``: L2-normalise the projected features before the lift (False, default: lift G·h as it is, as the
-  formulas read). The proxy's contrastive loss uses cosine logits, so the scale of G·h is otherwise free; with
-  ``normalize`` every point lies at geodesic radius s from the origin and −d_c/τ is bounded like CLIP's cos/τ.
+* ``normalize``: L2-normalise the projected features before the lift (True, default) or lift G·h as it is (the
+  formulas as the notes write them). The proxy's contrastive loss uses cosine logits, so the scale of G·h is free;
+  with ``normalize`` every point lies at geodesic radius s from the origin and −d_c/τ is bounded like CLIP's cos/τ.
+  Unnormalised, the geodesic logits saturate (hITC above log |B̃|) and the emoji validation r_mean fell below the
+  initialisation at every lr tried (benchmarks/studies/covmatch_raha).
 
 Geometry note: log_o ∘ exp_o is the identity, so the SVD sees s·z; only hITC and the geodesic relevance are
 hyperbolic.
@@ -76,7 +78,7 @@ class RAHAConfig(ProxyMatchConfig):
     detach_plan: bool = False  # [unverified] unrolled Sinkhorn (False) or a fixed plan
     jitter: float = 1e-6  # [unverified] diagonal jitter of C_real before the SVD
     energy_eps: float = 1e-8  # ε in the regularisers' denominators
-    normalize: bool = False  # [unverified] L2-normalise G·h before the lift (see the module docstring)
+    normalize: bool = True  # [unverified] L2-normalise G·h before the lift (see the module docstring)
     proxy: ProxyConfig = field(default_factory=lambda: ProxyConfig(batch_size=64))
 
 

@@ -135,7 +135,8 @@ def pretrain_encoder(ds: PairedDataset, cfg: ExpertConfig, progress: bool = True
             loss.backward()
             opt.step()
     state = {k: v.detach().contiguous() for k, v in model.image_encoder.state_dict().items()}
-    atomic_write_with(path, lambda p: save_file(state, p, metadata={"format": "mmdistill.image_encoder"}))
+    if not path.is_file():  # a full=True call after an earlier image-only one keeps the file buffers already copied
+        atomic_write_with(path, lambda p: save_file(state, p, metadata={"format": "mmdistill.image_encoder"}))
     dual = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     atomic_write_with(full_path, lambda p: save_file(dual, p, metadata={"format": "mmdistill.dual_encoder"}))
     return want
