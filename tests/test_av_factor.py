@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from av_fixtures import tiny_av
-from mmdistill.distill import factor as fac
+from mmdistill import factor as fac
 from mmdistill.distill.init import init_synthetic
 from mmdistill.errors import ConfigError
 from mmdistill.synth import SyntheticSet

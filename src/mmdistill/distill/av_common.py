@@ -27,9 +27,9 @@ from ..errors import ConfigError
 from ..nets import create_net
 from ..precision import autocast, check_precision, widen
 from ..synth import SyntheticSet
-from . import factor as fac
+from .. import factor as fac
 from .base import Distiller, restore_optimizer
-from .dsa import DSAConfig, SiameseDSA
+from ..dsa import DSAConfig, SiameseDSA
 from .init import class_rows, init_synthetic
 
 MODALITIES = ("audio", "visual")
