@@ -29,7 +29,7 @@ import mmdistill.distill.lors  # noqa: F401  (registers the methods)
 import mmdistill.distill.mtt_vl  # noqa: F401
 import mmdistill.distill.repblend  # noqa: F401
 from mmdistill.distill.base import METHODS
-from mmdistill.distill.similarity import Similarity
+from mmdistill.losses.learned_similarity import Similarity
 from mmdistill.distill.vl_tm import IterationDraw
 from mmdistill.experts.model import FlatDualEncoder, VLNetConfig, build_model
 

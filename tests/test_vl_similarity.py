@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmdistill.losses import contrastive as losses
-from mmdistill.distill.similarity import Similarity, loss_and_target_from_set, similarity_floats
+from mmdistill.losses.learned_similarity import Similarity, loss_and_target_from_set, similarity_floats
 from mmdistill.synth import SyntheticSet
 
 

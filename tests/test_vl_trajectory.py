@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmdistill.losses.contrastive import info_nce, wbce
-from mmdistill.distill.similarity import Similarity
+from mmdistill.losses.learned_similarity import Similarity
 from mmdistill.distill.trajectory import match_loss, trajectory_match
 from mmdistill.experts.model import FlatDualEncoder, VLNetConfig, build_model
 

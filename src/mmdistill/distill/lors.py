@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .base import METHODS
-from .similarity import Similarity
+from ..losses.learned_similarity import Similarity
 from .vl_tm import VLTMConfig, VLTrajectoryDistiller
 
 

@@ -51,7 +51,7 @@ from ..experts.buffers import ExpertBuffer, ExpertConfig, ensure_buffer
 from ..synth import SyntheticSet
 from .base import Distiller, restore_optimizer
 from ..losses.contrastive import info_nce, soft_loss
-from .similarity import similarity_floats
+from ..losses.learned_similarity import similarity_floats
 from .trajectory import GRADIENT_MODES, trajectory_match
 from .vl_common import CAPTIONS_NOTE, buffer_model, nearest_captions, noise_images, noise_texts, require_retrieval
 

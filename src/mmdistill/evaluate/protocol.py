@@ -59,7 +59,7 @@ def _soft_target(syn: SyntheticSet):
     """(target_fn, loss_fn) when the set carries a learned similarity matrix (LoRS family)."""
     if not any(k.startswith("sim_") for k in syn.extras):
         return None, None
-    from ..distill.similarity import loss_and_target_from_set  # LoRS similarity
+    from ..losses.learned_similarity import loss_and_target_from_set  # LoRS similarity
 
     return loss_and_target_from_set(syn)
 

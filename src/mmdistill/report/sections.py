@@ -370,7 +370,7 @@ def similarity(rd: RunData, opt: Options, figs: Figures) -> Section | None:
         return Section("similarity", title, _missing_set(rd))
     if not any(k.startswith("sim_") for k in syn.extras):
         return None  # no learned similarity matrix: evaluation uses one-to-one pairs
-    from ..distill.similarity import Similarity
+    from ..losses.learned_similarity import Similarity
 
     meta = dict(syn.meta.get("similarity") or {})
     try:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..losses.contrastive import soft_loss
+from .contrastive import soft_loss
 
 Kind = Literal["lowrank", "full"]
 
