@@ -145,3 +145,26 @@ def test_readme_points_only_into_the_repository():
     outside = [m for m in re.findall(r"\.\./shared/[\w./-]+", text) if not m.startswith("../shared/data")]
     assert outside == [], outside
     assert repo_root() == REPO
+
+
+def test_repo_root_outside_the_source_tree(tmp_path, monkeypatch):
+    """A wheel install (package not inside a checkout) finds configs/ from the current directory or a parent, and
+    has no shipped configs elsewhere instead of reading a site-packages path."""
+    from mmdistill import shipped
+
+    monkeypatch.delenv("MMDISTILL_REPO", raising=False)
+    fake_pkg = tmp_path / "site-packages" / "mmdistill" / "shipped.py"
+    fake_pkg.parent.mkdir(parents=True)
+    monkeypatch.setattr(shipped, "__file__", str(fake_pkg))
+    clone = tmp_path / "clone"
+    (clone / "configs" / "av").mkdir(parents=True)
+    (clone / "benchmarks").mkdir()
+    (clone / "sub").mkdir()
+    monkeypatch.chdir(clone / "sub")
+    assert shipped.repo_root() == clone.resolve()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert shipped.repo_root() == elsewhere.resolve() and shipped.shipped_configs() == []
+    monkeypatch.setenv("MMDISTILL_REPO", str(clone))
+    assert shipped.repo_root() == clone

@@ -23,10 +23,22 @@ import yaml
 FAMILIES = ("av", "coreset", "vl")
 
 
+def _is_checkout(p: Path) -> bool:
+    return (p / "configs").is_dir() and (p / "benchmarks").is_dir()
+
+
 def repo_root() -> Path:
-    """The checkout this package runs from (``configs/`` and ``benchmarks/`` live there)."""
+    """The checkout holding ``configs/`` and ``benchmarks/``: ``$MMDISTILL_REPO``, else the source tree this
+    package runs from (an editable install), else the current directory or the nearest parent holding both
+    (a wheel install run from a clone); the current directory when none does (no shipped configs then)."""
     env = os.environ.get("MMDISTILL_REPO")
-    return Path(env) if env else Path(__file__).resolve().parents[2]
+    if env:
+        return Path(env)
+    src_tree = Path(__file__).resolve().parents[2]
+    if _is_checkout(src_tree):
+        return src_tree
+    cwd = Path.cwd().resolve()
+    return next((p for p in (cwd, *cwd.parents) if _is_checkout(p)), cwd)
 
 
 @dataclass(frozen=True)
