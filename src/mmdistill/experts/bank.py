@@ -50,6 +50,7 @@ from ..losses.contrastive import info_nce as info_nce_logits
 from ..io import atomic_write_json, atomic_write_with, sha256_file
 from ..nets import create_net
 from ..seed import derive_seed, generator, seed_everything
+from ..train.loop import epoch_batches, fit
 
 MODALITIES = ("audio", "visual")
 MANIFEST = "manifest.json"
@@ -317,16 +318,13 @@ class EncoderBank:
         y = self.ds.labels
         n = len(self.ds)
         bs = min(self.cfg.batch_size, n)
+        def batch_loss(idx: Tensor) -> Tensor:
+            return sum(F.cross_entropy(heads[m](enc[m].embed(augment_modality(m, x[m][idx].float(), gen).to(self.device))),
+                                       y[idx].to(self.device)) for m in MODALITIES)  # type: ignore[index,return-value]
+
         enc.train()
         for ep in range(1, last + 1):
-            perm = torch.randperm(n, generator=gen)
-            for st in range(0, n - bs + 1, bs):
-                idx = perm[st:st + bs]
-                loss = sum(F.cross_entropy(heads[m](enc[m].embed(augment_modality(m, x[m][idx].float(), gen).to(self.device))),
-                                           y[idx].to(self.device)) for m in MODALITIES)  # type: ignore[index]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[union-attr]
-                opt.step()
+            fit(opt, epoch_batches(n, bs, 1, gen, drop_last=True), batch_loss)
             if ep in snaps:
                 self._save_pair(snaps[ep], enc, s, ep, man)
 
@@ -429,12 +427,11 @@ class EncoderBank:
         dec.train()
         opt = torch.optim.Adam(dec.parameters(), lr=cfg.lr)
         last: dict[str, float] = {}
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(n, generator=gen)
-            for st in range(0, n - bs + 1, bs):
-                idx = perm[st:st + bs]
-                loss, last = decoupler_loss(dec, {m: feats[m][idx] for m in MODALITIES}, y[idx], cfg)  # type: ignore[index]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+
+        def batch_loss(idx: Tensor) -> Tensor:
+            loss, parts = decoupler_loss(dec, {m: feats[m][idx] for m in MODALITIES}, y[idx], cfg)  # type: ignore[index]
+            last.update(parts)
+            return loss
+
+        fit(opt, epoch_batches(n, bs, cfg.epochs, gen, drop_last=True), batch_loss)
         return last
