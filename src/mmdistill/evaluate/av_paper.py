@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from ..dsa import DSAConfig, augment_per_sample
 from ..nets import create_net
 from ..seed import generator, seed_everything
+from ..train import loop as train_loop
 
 MODALITIES = ("audio", "visual")
 
@@ -98,18 +99,16 @@ def fit(model: PaperAVClassifier, cfg: AVPaperEval, train: dict[str, Tensor], la
     opt = torch.optim.Adam(groups, betas=(cfg.betas[0], cfg.betas[1]), weight_decay=cfg.weight_decay)
     ops = {m: cfg.dsa.ops_for(m) for m in train}
     n = int(labels.shape[0])
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        batch = {m: augment_per_sample(x[idx].to(device), ops[m], gen, cfg.dsa) for m, x in train.items()}
+        y = labels[idx].to(device)
+        out = model(batch)
+        return sum(_ce(out[m], y) for m in out)  # type: ignore[return-value]
+
     for epoch in range(cfg.epochs):
         model.train()
-        perm = torch.randperm(n, generator=gen)
-        for s in range(0, n, cfg.batch_size):
-            idx = perm[s:s + cfg.batch_size]
-            batch = {m: augment_per_sample(x[idx].to(device), ops[m], gen, cfg.dsa) for m, x in train.items()}
-            y = labels[idx].to(device)
-            out = model(batch)
-            loss = sum(_ce(out[m], y) for m in out)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        train_loop.fit(opt, train_loop.epoch_batches(n, cfg.batch_size, 1, gen), batch_loss)
         if epoch in cfg.decay_after_epochs:
             for g in opt.param_groups:
                 g["lr"] *= cfg.decay

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..seed import generator, seed_everything
+from ..train import loop as train_loop
 from .batches import minibatches
 
 
@@ -75,20 +76,21 @@ def fit(p, model, images: Tensor, texts: Tensor, gen: torch.Generator, *, target
     bs = min(p.batch_size, n)
     per_epoch = max(n // bs, 1)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[p.epochs // 2 + 1], gamma=0.1 if p.paper_lr_decay else 1.0)
-    model.train()
-    for step, idx in enumerate(minibatches(n, bs, (p.epochs + 1) * per_epoch, gen)):
+
+    def batch_loss(idx: Tensor) -> Tensor:
         logits = model.logits(images[idx].to(device), texts[idx].to(device))
         if target_fn is not None and soft_loss_fn is not None:
-            loss = soft_loss_fn(logits, target_fn(idx).to(device))
-        else:
-            loss = info_nce(logits)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+            return soft_loss_fn(logits, target_fn(idx).to(device))
+        return info_nce(logits)
+
+    def after(step: int, _loss: Tensor) -> None:
         if (step + 1) % per_epoch == 0:
             if after_epoch is not None:
                 after_epoch((step + 1) // per_epoch - 1)
             sched.step()
+
+    model.train()
+    train_loop.fit(opt, minibatches(n, bs, (p.epochs + 1) * per_epoch, gen), batch_loss, after=after)
     return model
 
 
