@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save as st_save, save_file
+from torch import Tensor
 from tqdm import tqdm
 
 from ..data.paired import PairedDataset
@@ -45,6 +46,7 @@ from ..errors import ConfigError, DataError
 from ..evaluate.augment import augment_modality
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file
 from ..seed import derive_seed, generator, seed_everything
+from ..train.loop import fit
 from .model import FlatDualEncoder, Mode, VLNetConfig, build_model
 
 FORMAT = "mmdistill.expert_buffer"
@@ -126,14 +128,13 @@ def pretrain_encoder(ds: PairedDataset, cfg: ExpertConfig, progress: bool = True
     images, texts, t2i = ds.tensors["image"], ds.tensors["text"], ds.text_to_image
     model = build_model(cfg.net, tuple(images.shape[1:]), int(texts.shape[1]))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.encoder_lr, weight_decay=1e-4)
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        return info_nce(model.logits(augment_modality("image", images[t2i[idx]], gen), texts[idx]))
+
     model.train()
     for _ in tqdm(range(cfg.encoder_epochs), desc="pretrain image encoder", disable=not progress, leave=False):
-        for idx in _batches(len(ds), cfg.encoder_batch_size, gen):
-            x = augment_modality("image", images[t2i[idx]], gen)
-            loss = info_nce(model.logits(x, texts[idx]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        fit(opt, _batches(len(ds), cfg.encoder_batch_size, gen), batch_loss)
     state = {k: v.detach().contiguous() for k, v in model.image_encoder.state_dict().items()}
     if not path.is_file():  # a full=True call after an earlier image-only one keeps the file buffers already copied
         atomic_write_with(path, lambda p: save_file(state, p, metadata={"format": "mmdistill.image_encoder"}))
@@ -257,27 +258,30 @@ def train_experts(ds: PairedDataset, cfg: ExpertConfig, out_dir: str | Path | No
         params = [p for m in flat.modules for p in getattr(model, m).parameters()]
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         snaps = {"epoch_000": flat.flat().clone()}
+        last: list[Tensor] = []  # the last step's loss, for the file's metadata
+
+        def keep(_step: int, loss: Tensor) -> None:
+            last[:] = [loss]
+
+        def batch_loss(idx: Tensor) -> Tensor:
+            if feats is not None:
+                zi = model.image_head(feats[t2i[idx]])
+            else:
+                x = images[t2i[idx]]
+                if cfg.augment:
+                    x = augment_modality("image", x, gen)
+                zi = model.image_head(model.image_encoder(x))
+            return info_nce(contrastive_logits(zi, model.text_head(texts[idx]), flat.log_scale))
+
         model.train()
         for e in tqdm(range(cfg.epochs), desc=f"expert {k + 1}/{cfg.num_experts}", disable=not progress, leave=False):
-            for idx in _batches(len(ds), cfg.batch_size, gen):
-                if feats is not None:
-                    zi = model.image_head(feats[t2i[idx]])
-                else:
-                    x = images[t2i[idx]]
-                    if cfg.augment:
-                        x = augment_modality("image", x, gen)
-                    zi = model.image_head(model.image_encoder(x))
-                zt = model.text_head(texts[idx])
-                loss = info_nce(contrastive_logits(zi, zt, flat.log_scale))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            fit(opt, _batches(len(ds), cfg.batch_size, gen), batch_loss, after=keep)
             snaps[f"epoch_{e + 1:03d}"] = flat.flat().clone()
             if not torch.isfinite(snaps[f"epoch_{e + 1:03d}"]).all():
                 raise ConfigError(f"expert {k} diverged at epoch {e + 1} (lower experts.lr)")
         blob = st_save({n: t.contiguous() for n, t in snaps.items()},
                        metadata={"format": FORMAT, "expert": str(k), "seed": str(seed),
-                                 "final_loss": f"{float(loss.detach()):.6f}", "wall_s": f"{time.perf_counter() - t0:.2f}"})
+                                 "final_loss": f"{float(last[-1].detach()):.6f}" if last else "nan", "wall_s": f"{time.perf_counter() - t0:.2f}"})
         atomic_write_bytes(fpath, blob)
 
     # one job per expert: rank r of W trains experts r, r+W, ...; a present file is finished (written atomically)
