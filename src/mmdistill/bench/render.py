@@ -324,10 +324,15 @@ def _targets(suite: str, ds: str | None, targets: list[dict[str, Any]], rows: Ro
     mine = [t for t in targets if t.get("dataset") == ds]
     if not mine:
         return []
-    out = ["Targets:", "", "| target | value | met/missed |", "|---|---|---|"]
-    for t in mine:
-        value, ok = check_target(t, rows)
-        out.append(f"| {t['name']} | {value} | {'–' if ok is None else ('met' if ok else 'missed')} |")
+    checked = [(t, *check_target(t, rows)) for t in mine]
+    why = any(ok is False and t.get("why_missed") for t, _, ok in checked)
+    out = ["Targets:", "", "| target | value | met/missed |" + (" why missed |" if why else ""),
+           "|---|---|---|" + ("---|" if why else "")]
+    for t, value, ok in checked:
+        line = f"| {t['name']} | {value} | {'–' if ok is None else ('met' if ok else 'missed')} |"
+        if why:  # the control experiment that explains a miss, stated in the suite file next to the target
+            line += f" {t.get('why_missed', '') if ok is False else ''} |"
+        out.append(line)
     return out + ["", _regen(suite)]
 
 
