@@ -90,3 +90,12 @@ def test_csv_has_one_row_per_cell_and_metric_columns():
     mdm = next(t for t in table if t["method"] == "mdm" and t["budget"] == "100")
     src = next(r for r in rows if r["method"] == "mdm" and r["budget"] == 100 and r["metric"] == "r_mean")
     assert float(mdm["r_mean_mean"]) == src["mean"] and float(mdm["r_mean_std"]) == src["std"]
+
+
+def test_suite_cost_table_sums_each_cell_once():
+    rows = [{"suite": "av", "dataset": "d", "method": "dm", "budget": 1, "budget_unit": "ipc", "eval_arch": "convnet",
+             "cell": c, "metric": m, "mean": 1.0, "std": 0.0, "n_seeds": 1, "wall_s": w, "cpu_s": w / 2, "threads": 1}
+            for c, w in (("a", 3600.0), ("b", 1800.0)) for m in ("fused_acc", "audio_acc")]
+    md = render_markdown({"av": rows})
+    line = next(ln for ln in md.splitlines() if ln.startswith("| `av` |"))
+    assert line == "| `av` | 2 | 1.5 | 0.8 | 1 |", line

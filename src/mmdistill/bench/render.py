@@ -342,6 +342,24 @@ def _suite_spec(suites_dir: Path | None, suite: str) -> dict[str, Any]:
     return load_yaml(Path(suites_dir) / f"{suite}.yaml")
 
 
+def _suite_costs(order: list[str], suites: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """How long each suite takes: the measured cells' wall time summed (each cell is one process)."""
+    out = ["How long each suite takes (sum over its measured cells of the cell's wall time: distillation or selection, "
+           "expert/bank training not cached before, and every evaluation; one process per cell, thread count as "
+           "recorded in the rows; a 2-core box runs two cells at a time):", "",
+           "| suite | cells measured | total cell wall h | CPU h | threads per cell |", "|---|---|---|---|---|"]
+    for s in order:
+        cells: dict[str, dict[str, Any]] = {}
+        for r in suites[s]:
+            cells.setdefault(str(r.get("cell")), r)
+        wall = sum(float(r.get("wall_s") or 0) for r in cells.values())
+        cpu = [float(r["cpu_s"]) for r in cells.values() if r.get("cpu_s") is not None]
+        threads = sorted({str(r.get("threads")) for r in cells.values() if r.get("threads") is not None})
+        cpu_txt = f"{sum(cpu) / 3600:.1f}" + ("" if len(cpu) == len(cells) else f" ({len(cpu)} cells)")
+        out.append(f"| `{s}` | {len(cells)} | {wall / 3600:.1f} | {cpu_txt if cpu else '–'} | {', '.join(threads) or '–'} |")
+    return out + [""]
+
+
 def render_markdown(suites: dict[str, list[dict[str, Any]]], specs: dict[str, dict[str, Any]] | None = None) -> str:
     """BENCHMARKS.md text from ``{suite: rows}``."""
     specs = specs or {}
@@ -359,6 +377,7 @@ def render_markdown(suites: dict[str, list[dict[str, Any]]], specs: dict[str, di
              "one row per method × budget × architecture: `benchmarks/<suite>.csv`. Suite definitions: "
              "`benchmarks/suites/<suite>.yaml`; studies behind the configs: `benchmarks/studies/`.", ""]
     lines += ["Contents: " + ", ".join(f"[{d}](#{d.replace(' ', '-')})" for d in datasets), ""]
+    lines += _suite_costs(order, suites)
     for ds in datasets:
         lines += [f"## {ds}", ""]
         for s in order:
