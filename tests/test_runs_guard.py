@@ -166,3 +166,15 @@ def test_ctrl_c_says_what_was_saved(tmp_path, root, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "checkpoint" in err and "is kept" in err and "--resume" in err
     assert (run / "checkpoint" / "state.pt").is_file()
+
+
+def test_periodic_evaluation_runs_on_val_and_refuses_without_one(tmp_path, capsys):
+    """The run loop's periodic evaluation draws validation curves on the val split, never on test by default."""
+    root = make_av_root(tmp_path / "data12", takes=10)  # takes 0-4 test, 5-6 val (val_fraction 0.05), 7-9 train
+    capsys.readouterr()
+    assert distill(root, tmp_path / "a", "--set=run.eval_every=2") == 2
+    assert "val_fraction" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    assert distill(root, tmp_path / "b", "--set=run.eval_every=2", "--set=data.val_fraction=0.05",
+                   "--set=eval.epochs=1", "--set=eval.min_steps=2") == 0
+    evals = [r["eval"] for r in map(json.loads, (tmp_path / "b" / "log.jsonl").read_text().splitlines()) if "eval" in r]
+    assert evals and all(k.startswith("val_") for e in evals for k in e), evals

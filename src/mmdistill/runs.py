@@ -24,7 +24,7 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -46,8 +46,13 @@ from .synth import SyntheticSet
 
 @dataclass
 class RunSection:
+    """Run-loop settings. ``eval_every`` > 0 evaluates the current set every so many iterations on
+    ``eval_split`` (logged as ``<split>_<metric>``): ``val`` (needs ``data.val_fraction`` > 0), the split to draw
+    validation curves and choose run lengths on; ``test`` only to watch a run, never to choose anything."""
+
     checkpoint_every: int = 50
     eval_every: int = 0
+    eval_split: Literal["val", "test"] = "val"
 
 
 @dataclass
@@ -126,12 +131,17 @@ def distill(cfg: RunConfig, out: str | Path | None = None, *, data_root: str | N
     distiller = method_cls(method_cfg, train, cfg.budget(), cfg.seed, device=cfg.device)
     eval_fn = None
     if cfg.run.eval_every:
-        test = load_dataset(cfg.dataset or "", "test", data_root, **cfg.data)
+        split = cfg.run.eval_split
+        if split == "val" and not cfg.data.get("val_fraction"):
+            raise ConfigError("run.eval_every > 0 evaluates on the val split, which needs data.val_fraction > 0 "
+                              "(e.g. --set data.val_fraction=0.2: the set is then distilled from the rest of train); "
+                              "run.eval_split=test only watches test and must not choose anything")
+        held_out = load_dataset(cfg.dataset or "", split, data_root, **cfg.data)
         proto = default_protocol(train.task, **{**cfg.eval, "seeds": [cfg.seed]})
 
         def periodic_eval(syn: SyntheticSet) -> dict[str, float]:
-            r = evaluate_set(syn, train, test, proto, device=cfg.device)
-            return {k: v["mean"] for k, v in r.metrics.items()}
+            r = evaluate_set(syn, train, held_out, proto, device=cfg.device)
+            return {f"{split}_{k}": v["mean"] for k, v in r.metrics.items()}
 
         eval_fn = periodic_eval
 
