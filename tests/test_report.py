@@ -126,7 +126,7 @@ def make_vl_run(tmp: Path, name: str = "lors", pairs: int = 6, r_mean: float = 3
             "similarity": {"kind": "lowrank", "alpha": 1.0, "rank": 2, "loss": "wbce", "form": "diag(a) + (alpha/rank) L R^T"}}
     syn = SyntheticSet({"image": torch.randn(pairs, 3, 8, 8, generator=g), "text": text}, labels=torch.arange(pairs) % 2,
                        extras=extras, meta=meta)
-    log = [{"event": "start", "it": -1, "method": name}]
+    log = [{"event": "start", "it": -1, "method": name, "eval": {"r_mean": 9.0, "ir@1": 0.5}}]
     for it in range(6):
         rec = {"it": it, "s_per_iter": 0.1, "loss": 2.0 / (it + 1), "grad_norm": 1.0 + it}
         if it in (2, 4):

@@ -98,4 +98,6 @@ def test_periodic_evaluation_is_logged(tmp_path):
 
     run(Toy(ToyConfig(), _ds(), Budget(2, "ipc"), seed=0), tmp_path, eval_every=5, evaluate_fn=ev, progress=False)
     recs = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [r["it"] for r in recs if "eval" in r] == [4, 9] and calls == [4, 4]
+    # a curve from the start (it -1, the initial set) to the saved set (the done event, it 12)
+    assert [r["it"] for r in recs if "eval" in r] == [-1, 4, 9, 12] and calls == [4, 4, 4, 4]
+    assert [r.get("event") for r in recs if "eval" in r] == ["start", None, None, "done"]

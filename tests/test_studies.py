@@ -87,3 +87,19 @@ def test_calibration_cells_are_the_davdd_cell_plus_their_overrides():
         assert cell.syn_seeds == [0] and cell.extra_archs == []
     with pytest.raises(SystemExit, match="unknown run"):
         cal.calibration_cell("nope")
+
+
+def test_convergence_curve_points_and_plateau():
+    cv = _load("convergence/curves.py")
+    log = [{"event": "start", "it": -1, "eval": {"val_fused_acc": 20.0}},
+           {"it": 0, "loss": 3.0}, {"it": 1, "loss": 2.0, "eval": {"val_fused_acc": 30.0}},
+           {"it": 2, "loss": 1.5}, {"it": 3, "loss": 1.0, "eval": {"val_fused_acc": 41.5}},
+           {"event": "done", "it": 6, "eval": {"val_fused_acc": 42.0}}]
+    pts = cv.curve_points(log, "val_fused_acc")
+    assert pts["iters"] == [0, 2, 4, 6] and pts["val"] == [20.0, 30.0, 41.5, 42.0]
+    assert cv.loss_points(log, 2) == {"iters": [2, 4], "loss": [2.5, 1.25]}
+    rec = {"curve": "c", "cpu_s": 1.0, "overrides": [], **pts}
+    s = cv.summarise([rec], tol=1.0)["c"]
+    assert (s["start"], s["best"], s["best_at"], s["last"], s["plateau_at"]) == (20.0, 42.0, 6, 42.0, 4)
+    assert cv.summarise([rec], tol=0.1)["c"]["plateau_at"] == 6
+    assert set(cv.CURVES) and all((ROOT / "configs" / c).is_file() for c, _ in cv.CURVES.values())

@@ -227,6 +227,9 @@ def run(
     ``stop_after`` (tests): return after that many iterations without finishing, as a kill would.
     ``on_resume(k)`` is called (main rank) after a checkpoint is restored, ``k`` being the first iteration run.
     With ``progress``, the estimated total time is printed to stderr after ``eta_after`` iterations.
+    With ``evaluate_fn`` and ``eval_every`` > 0 the set is evaluated before the first iteration (in the ``start``
+    event of a fresh run), after every ``eval_every`` iterations and once more when it is saved (``done`` event):
+    a validation curve from the start to the end.
     Under ``torchrun`` every rank runs the loop (a method may shard its work, e.g. DM by class) and only
     rank 0 writes the log, checkpoints, periodic evaluations and the set.
     """
@@ -252,7 +255,10 @@ def run(
     elif main:
         if log_path.exists():
             log_path.unlink()
-        append_jsonl(log_path, {"event": "start", "it": -1, "method": distiller.name, "time": time.time()})
+        start_rec: dict[str, Any] = {"event": "start", "it": -1, "method": distiller.name, "time": time.time()}
+        if evaluate_fn is not None and eval_every:  # the curve's first point: the set before any iteration
+            start_rec["eval"] = evaluate_fn(distiller.export())
+        append_jsonl(log_path, start_rec)
 
     total = distiller.iterations
 
@@ -295,6 +301,9 @@ def run(
     syn.validate()
     if main:
         syn.save(run_dir)
-        append_jsonl(log_path, {"event": "done", "it": total, "time": time.time()})
+        done_rec: dict[str, Any] = {"event": "done", "it": total, "time": time.time()}
+        if evaluate_fn is not None and eval_every:  # the curve's last point: the saved set
+            done_rec["eval"] = evaluate_fn(syn)
+        append_jsonl(log_path, done_rec)
     barrier()  # the set is on disk before any rank returns
     return syn

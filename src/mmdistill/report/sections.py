@@ -450,10 +450,14 @@ def curves(rd: RunData, opt: Options, figs: Figures) -> Section:
                     loss.setdefault(k, ([], []))
                     loss[k][0].append(r["it"])
                     loss[k][1].append(float(v))
-            for k, v in (r.get("eval") or {}).items() if isinstance(r.get("eval"), dict) else []:
+        # periodic evaluations, x = iterations done: the start event's (0), the steps' (it + 1), the done event's
+        for r in rd.log:
+            x = 0 if r.get("event") == "start" else (r.get("it") if r.get("event") == "done" else
+                                                       (r["it"] + 1 if "event" not in r and isinstance(r.get("it"), int) else None))
+            for k, v in (r.get("eval") or {}).items() if isinstance(r.get("eval"), dict) and isinstance(x, int) else []:
                 if isinstance(v, (int, float)):
                     ev.setdefault(k, ([], []))
-                    ev[k][0].append(r["it"] + 1)
+                    ev[k][0].append(x)
                     ev[k][1].append(float(v))
         body += note(f"{len(steps)} logged iterations; {len(loss)} per-iteration series.")
         if loss:
