@@ -99,3 +99,19 @@ def test_suite_cost_table_sums_each_cell_once():
     md = render_markdown({"av": rows})
     line = next(ln for ln in md.splitlines() if ln.startswith("| `av` |"))
     assert line == "| `av` | 2 | 1.5 | 0.8 | 1 |", line
+
+
+def test_kd_paper_protocol_rows_get_their_own_table():
+    def row(method, metric, mean, arch="convnet"):
+        return {"suite": "kd", "dataset": "d", "method": method, "budget": "full", "budget_unit": "training split",
+                "eval_arch": arch, "metric": metric, "mean": mean, "std": 0.0, "n_seeds": 3, "n_sets": None,
+                "cell": f"d/a->v/{method}/{arch}", "teacher_modality": "audio", "student_modality": "visual",
+                "protocol": {"task": "cross-modal KD", "protocol": "paper" if "@paper" in method else "common"}}
+    rows = [row("no-kd", "student_acc", 40.0), row("no-kd", "teacher_acc", 70.0), row("kd", "student_acc", 42.0),
+            row("no-kd@paper", "student_acc", 30.0), row("no-kd@paper", "teacher_acc", 60.0),
+            row("kd@paper", "student_acc", 35.0), row("no-kd@gap-head", "student_acc", 41.0, "convnet-gap")]
+    md = render_markdown({"kd": rows})
+    common, paper = md.split("under the `paper` training protocol")
+    assert "| kd | 42.00 ± 0.00 (+2.00) |" in common and "@paper" not in common.split("Regenerate")[0]
+    assert "| kd | 35.00 ± 0.00 (+5.00) |" in paper and "| teacher (teacher modality) | 60.00" in paper
+    assert "`mmdistill bench --suite kd --only @paper`" in paper and "no-kd@gap-head" in common

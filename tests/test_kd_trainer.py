@@ -166,3 +166,29 @@ def test_the_trainer_has_no_method_branches():
     src = Path(trainer.__file__).read_text()
     assert not re.search(r"\.name\s*==", src)
     assert not any(f'"{m}"' in src for m in kd_method_names())
+
+
+def test_paper_protocol_sets_the_references_recipe_and_is_recorded(tmp_path, monkeypatch):
+    import mmdistill.kd.trainer as trainer
+    from mmdistill.kd.protocol import resolve_protocol
+
+    common = _cfg(method="kd")
+    assert resolve_protocol(common) is common and common.student_train.optimizer == "adam"
+    paper = resolve_protocol(_cfg(method="kd", protocol="paper"))
+    for spec in (paper.student_train, paper.teacher_train):
+        assert (spec.optimizer, spec.lr, spec.momentum, spec.weight_decay, spec.batch_size, spec.lr_schedule,
+                spec.poly_update) == ("sgd", 0.01, 0.9, 0.0, 64, "poly", "epoch_start")
+        assert spec.epochs == 1 and spec.augment  # kept from the config
+    assert resolve_protocol(_cfg(method="c2kd", protocol="paper")).student_train.poly_update == "after_step"
+    assert resolve_protocol(paper) == paper  # idempotent: results' config.yaml re-runs as it ran
+    with pytest.raises(ConfigError):
+        _cfg(protocol="best-on-test")
+
+    monkeypatch.setattr(trainer, "load_dataset", lambda name, split, root=None, **kw: _av(split, 48 if split == "train" else 30, 0))
+    res_c = trainer.run_kd(_cfg(method="kd"), tmp_path / "c")
+    res_p = trainer.run_kd(_cfg(method="kd", protocol="paper"), tmp_path / "p")
+    assert res_c.protocol["protocol"] == "common" and res_p.protocol["protocol"] == "paper"
+    assert res_p.protocol["optimizer"] == "sgd" and res_p.protocol["teacher"]["train"]["lr_schedule"] == "poly"
+    # a different recipe trains a different teacher
+    assert res_c.extra["per_seed"][0]["teacher_cache_key"] != res_p.extra["per_seed"][0]["teacher_cache_key"]
+    assert yaml.safe_load((tmp_path / "p" / "config.yaml").read_text())["student_train"]["optimizer"] == "sgd"

@@ -93,6 +93,22 @@ def _split_protocols(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
     return out
 
 
+def _split_kd_protocols(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """KD rows by training protocol: "" = common; ``<method>@<protocol>`` rows of a KD protocol (the run's
+    ``protocol`` field, e.g. ``paper``) under its name with the suffix removed. Other suffixes (``@gap-head``: a
+    student variant, same protocol) stay with the common rows."""
+    from ..kd.protocol import KD_PROTOCOLS
+
+    out: dict[str, list[dict[str, Any]]] = {"": []}
+    for r in rows:
+        method, _, proto = str(r["method"]).rpartition("@")
+        if method and proto in KD_PROTOCOLS and proto != "common":
+            out.setdefault(proto, []).append({**r, "method": method})
+        else:
+            out[""].append(r)
+    return out
+
+
 def _is_reference(method: str) -> bool:
     """Full-data rows (``full`` and its controls such as ``full-shuffled-within-class``) have no budget column."""
     return method == "full" or method.startswith("full-")
@@ -249,7 +265,7 @@ def _direction(r: dict[str, Any]) -> str:
     return f"{r.get('teacher_modality', '?')} → {r.get('student_modality', '?')}"
 
 
-def _kd_tables(suite: str, rows: Rows) -> list[str]:
+def _kd_tables(suite: str, rows: Rows, only: str | None = None) -> list[str]:
     dirs: list[str] = []
     for r in rows.rows:
         if _direction(r) not in dirs:
@@ -280,7 +296,7 @@ def _kd_tables(suite: str, rows: Rows) -> list[str]:
                 txt += f" ({r['mean'] - base['mean']:+.2f})"
             cells.append(txt)
         out.append(f"| {m} | " + " | ".join(cells) + " |")
-    out += ["", _regen(suite)]
+    out += ["", _regen(suite, only)]
     gap = [r for r in acc if r["eval_arch"] != "convnet"]
     if gap:
         arch = gap[0]["eval_arch"]
@@ -388,7 +404,12 @@ def render_markdown(suites: dict[str, list[dict[str, Any]]], specs: dict[str, di
             task = _task(drows)
             lines += [f"### {ds} · suite `{s}`", ""]
             if task == "kd":
-                lines += _kd_tables(s, rows) + [""]
+                by_proto = _split_kd_protocols(drows)
+                lines += _kd_tables(s, Rows(by_proto.pop(""))) + [""]
+                for name, prows in by_proto.items():
+                    lines += [f"The same directions under the `{name}` training protocol (`protocol: {name}` of the KD "
+                              "run: the cross-modal KD papers' recipe for teacher and student, last epoch):", ""]
+                    lines += _kd_tables(s, Rows(prows), only=f"@{name}") + [""]
             else:
                 metric = MAIN_METRIC[task]
                 by_proto = _split_protocols(drows)

@@ -9,6 +9,7 @@ One concept per module:
   :mod:`.fd_cmkd` - the methods;
 * :mod:`.config` - ``KDRunConfig`` (YAML -> dataclass, unknown keys rejected); :mod:`.taps` - nets and their
   declared hook points; :mod:`.views` - the modality-keyed batch over a paired split;
+* :mod:`.protocol` - the ``common`` and ``paper`` training protocols (``KDRunConfig.protocol``);
 * :mod:`.teacher` - unimodal teachers, trained once and cached under ``cache_dir()/teachers``;
 * :mod:`.trainer` - ``run_kd(cfg, out)`` / ``mmdistill kd``: teacher, student, loss, last-epoch test;
 * :mod:`.similarity` - control (1), the low/high cross-modal similarity analysis.

@@ -64,6 +64,8 @@ class KDRunConfig:
     teacher_cache: reuse/store trained teachers under cache_dir()/teachers/.
     seeds: one teacher and one student per seed; metrics are mean +- std over seeds.
     selection: "last" (the last epoch; never best-on-test). Heads: main head only.
+    protocol: "common" (the train specs as configured) or "paper" (the cross-modal KD papers' SGD + poly recipe
+        for teacher and student, epochs and augmentation as configured; :mod:`mmdistill.kd.protocol`).
     """
 
     dataset: str = "av-digits-hard"
@@ -82,3 +84,4 @@ class KDRunConfig:
     device: str = "cpu"
     eval_batch_size: int = 512
     selection: Literal["last"] = "last"
+    protocol: Literal["common", "paper"] = "common"

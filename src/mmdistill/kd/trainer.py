@@ -31,6 +31,7 @@ from ..nets.hooks import FeatureTap
 from ..seed import derive_seed, generator, seed_everything
 from .base import Dims, FinalProbe, KDInputs
 from .config import KDRunConfig
+from .protocol import protocol_source, resolve_protocol
 from .registry import get_kd_loss
 from .taps import build_net, pool, tap_paths
 from .teacher import accuracy, get_teacher, lr_at, make_optimizer, set_lr
@@ -214,7 +215,7 @@ def describe_protocol(cfg: KDRunConfig, per_seed: list[dict[str, Any]]) -> dict[
     first = per_seed[0]
     return {
         "task": "cross-modal KD",
-        "protocol": "common",  # one learner for every KD method; the papers' selection rules are not reproduced
+        "protocol": cfg.protocol, "protocol_source": protocol_source(cfg),
         "direction": f"{cfg.teacher_modality} -> {cfg.student_modality}",
         "teacher_modality": cfg.teacher_modality, "student_modality": cfg.student_modality,
         "method": cfg.method, "method_config": first["loss_config"], "loss": first["loss"],
@@ -241,6 +242,7 @@ def run_kd(cfg: KDRunConfig, out: str | Path, data_root: str | None = None) -> R
     """Run every seed, write ``config.yaml``, ``log.jsonl`` and ``results.json`` into ``out``."""
     import yaml
 
+    cfg = resolve_protocol(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     build_loss(cfg.method, cfg.params)  # fail on a bad method/params before loading data
