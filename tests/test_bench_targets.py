@@ -55,6 +55,13 @@ def test_ratio_within_std_and_gain():
     assert ok is True and "+2.00" in value and "+3.00" in value
     kd[3] = _r("fd", "s", 42.9, teacher_modality="y", student_modality="x")
     assert check_target(g, Rows(kd))[1] is False
+    # the best of several methods, per direction
+    kd.append(_r("kd", "s", 44.0, teacher_modality="y", student_modality="x"))
+    many = {**g, "methods": ["fd", "kd"]}
+    value, ok = check_target(many, Rows(kd))
+    assert ok is True and "y→x kd +4.00" in value and "x→y fd +2.00" in value
+    assert check_target({**many, "min": 4.5}, Rows(kd))[1] is False
+    assert check_target({**many, "dataset": "elsewhere"}, Rows(kd))[1] is None  # restricted to a dataset
 
 
 def test_best_of():
