@@ -71,3 +71,25 @@ def test_best_of():
     assert ok is True and "best raha" in text
     assert check_target({**t, "vs": "raha", "methods": ["covmatch", "mdm"]}, rows)[1] is False
     assert check_target({**t, "methods": ["covmatch", "absent"], "vs": "mdm"}, rows)[1] is None  # may still be met
+
+
+def test_each_above_and_best_retention():
+    rows = Rows([_r("random", "m", 10.0), _r("a", "m", 12.0), _r("b", "m", 9.0), _r("a-init", "m", 11.0),
+                 _r("random@paper", "m", 8.0), _r("a@paper", "m", 9.0), _r("b@paper", "m", 9.5),
+                 _r("full", "m", 20.0, budget=None)])
+    t = {"kind": "each_above", "dataset": "d", "metric": "m", "methods": ["a", "b"], "base": "random", "budgets": [1],
+         "protocols": ["", "paper"]}
+    text, ok = check_target(t, rows)
+    assert ok is False and text.startswith("3 of 4 above") and "b 1: 9.00 vs random 10.00" in text
+    assert check_target({**t, "methods": ["a"]}, rows)[1] is True
+    assert check_target({**t, "methods": ["a"], "factor": 1.2, "protocols": [""]}, rows)[1] is True  # 12 ≥ 1.2 × 10
+    assert check_target({**t, "methods": ["a"], "factor": 1.2}, rows)[1] is False  # a@paper 9 < 1.2 × 8
+    assert check_target({**t, "methods": ["a"], "factor": 1.25, "protocols": [""]}, rows)[1] is False
+    own = {**t, "base": {"a": "a-init"}, "protocols": [""]}
+    assert check_target(own, rows) == ("1 of 1 above", True)
+    gap = check_target({**own, "protocols": ["", "paper"]}, rows)
+    assert gap[1] is None and "missing: a-init@paper 1" in gap[0]  # no failure, a missing start: not yet decidable
+    ret = {"kind": "retention", "dataset": "d", "metric": "m", "budget": 1, "methods": ["a", "b"], "min": 0.6}
+    text, ok = check_target(ret, rows)
+    assert ok is True and text.startswith("best a 12.00 ± 1.00 / full 20.00 ± 1.00 = 60.0 %")
+    assert check_target({**ret, "min": 0.61}, rows)[1] is False

@@ -3,12 +3,15 @@
 Kinds (every selector defaults to the target's ``dataset`` and ConvNet evaluation):
 
 - ``order``: ``chain: [a, ">", b, "≥", c, ...]`` on ``metric`` at ``budget``;
-- ``retention``: ``method`` at ``budget`` keeps at least ``min`` (a fraction) of the ``full`` row's ``metric``;
+- ``retention``: ``method`` (or the best of ``methods``) at ``budget`` keeps at least ``min`` (a fraction) of the
+  ``full`` row's ``metric``;
 - ``max``: ``select``'s mean is at most ``max``;
 - ``ratio``: ``num`` / ``den`` means, at most ``max`` and/or at least ``min``;
 - ``within_std``: ``a``'s mean is at least ``b``'s mean minus ``b``'s std;
 - ``gain_any``: in at least one direction (KD), ``method`` (or the best of ``methods`` in that direction) minus
   ``base`` on ``metric`` is at least ``min``;
+- ``each_above``: every one of ``methods`` above its ``base`` (one method, or a mapping method -> base such as each
+  method's own starting set) at every one of ``budgets``, under each protocol of ``protocols``;
 - ``best_of``: the best of ``methods`` on ``metric`` at ``budget`` is at least ``vs``'s mean.
 """
 
@@ -52,6 +55,37 @@ def _fmt(r: dict[str, Any], digits: int = 2) -> str:
     return f"{r['mean']:.{digits}f}" + (f" ± {r['std']:.{digits}f}" if n > 1 else "")
 
 
+def _each_above(t: dict[str, Any], rows: Rows) -> tuple[str, bool | None]:
+    """Every ``methods`` row above its base at every ``budgets`` entry under every protocol of ``protocols``
+    ("" = the common rows, ``paper`` = the ``<method>@paper`` rows). ``base`` is one method (e.g. ``random``) or a
+    mapping method -> base (e.g. each method's own starting set); with ``factor`` the bound is ``factor × base``
+    (met at ≥), without it the method must be strictly above."""
+    below, missing, n = [], [], 0
+    for proto in t.get("protocols") or [""]:
+        sfx = f"@{proto}" if proto else ""
+        for m in t["methods"]:
+            b = t["base"] if isinstance(t["base"], str) else t["base"].get(m)
+            if b is None:
+                continue
+            for budget in t["budgets"]:
+                got = rows.get(**_sel(t, {"method": m + sfx, "metric": t["metric"], "budget": budget}))
+                ref = rows.get(**_sel(t, {"method": b + sfx, "metric": t["metric"], "budget": budget}))
+                if got is None or ref is None:
+                    missing += [f"{x} {budget}" for x, r in ((m + sfx, got), (b + sfx, ref))
+                                if r is None and f"{x} {budget}" not in missing]
+                    continue
+                n += 1
+                ok = (got["mean"] >= float(t["factor"]) * ref["mean"] or (ref["mean"] > 0 and got["mean"] / ref["mean"] >= float(t["factor"]))
+                      if "factor" in t else got["mean"] > ref["mean"])
+                if not ok:
+                    below.append(f"{m + sfx} {budget}: {got['mean']:.2f} vs {b + sfx} {ref['mean']:.2f}")
+    if not n:
+        return "missing rows: " + ", ".join(missing), None
+    text = f"{n - len(below)} of {n} above" + (f"; below: {'; '.join(below)}" if below else "")
+    text += f"; missing: {', '.join(missing)}" if missing else ""
+    return text, (False if below else (None if missing else True))
+
+
 def check_target(t: dict[str, Any], rows: Rows) -> tuple[str, bool | None]:
     """(value text, met?) of target ``t``; ``None`` when rows are missing."""
     kind = t.get("kind")
@@ -67,12 +101,18 @@ def check_target(t: dict[str, Any], rows: Rows) -> tuple[str, bool | None]:
                         for i, (m, g, op) in enumerate(zip(names, got, [*ops, ""])))
         return text, ok
     if kind == "retention":
-        r = rows.get(**_sel(t, {"method": t["method"], "metric": t["metric"]}))
+        names = t.get("methods") or [t["method"]]
+        have = [(m, r) for m in names if (r := rows.get(**_sel(t, {"method": m, "metric": t["metric"]}))) is not None]
         full = rows.get(**{**_sel(t, {"method": "full", "metric": t["metric"]}), "budget": _ANY})
-        if r is None or full is None or not full["mean"]:
+        if not have or full is None or not full["mean"]:
             return "missing rows", None
+        m, r = max(have, key=lambda mr: mr[1]["mean"])
         ratio = r["mean"] / full["mean"]
-        return f"{_fmt(r)} / full {_fmt(full)} = {100 * ratio:.1f} %", ratio >= float(t["min"])
+        missing = [n for n in names if n not in {h for h, _ in have}]
+        text = (f"{'best ' + m + ' ' if 'methods' in t else ''}{_fmt(r)} / full {_fmt(full)} = {100 * ratio:.1f} %"
+                + (f" (missing: {', '.join(missing)})" if missing else ""))
+        ok = ratio >= float(t["min"])
+        return text, (ok if ok or not missing else None)
     if kind == "max":
         r = rows.get(**_sel(t, t["select"]))
         if r is None:
@@ -105,6 +145,8 @@ def check_target(t: dict[str, Any], rows: Rows) -> tuple[str, bool | None]:
         named = "methods" in t
         return ("; ".join(f"{d} {m + ' ' if named else ''}{g:+.2f}" for d, (m, g) in best.items()),
                 any(g >= float(t["min"]) for _, g in best.values()))
+    if kind == "each_above":
+        return _each_above(t, rows)
     if kind == "best_of":
         got = {m: rows.get(**_sel(t, {"method": m, "metric": t["metric"]})) for m in t["methods"]}
         vs = rows.get(**_sel(t, {"method": t["vs"], "metric": t["metric"]}))
