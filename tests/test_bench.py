@@ -63,3 +63,28 @@ def test_unknown_group_keys_are_refused(tmp_path):
     (root / "benchmarks" / "suites" / "bad.yaml").write_text("groups:\n  - methods: [random]\n    budget: [1]\n")
     with pytest.raises(ConfigError, match=r"unknown keys \['budget'\]"):
         load_suite("bad", root / "benchmarks" / "suites", root / "configs")
+
+
+def test_expert_cost_rows_describe_the_buffer_read(tmp_path):
+    import math
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from vl_fixtures import experts_cfg, tiny_retrieval
+
+    from mmdistill.bench.distill_cell import _experts_cost
+    from mmdistill.config import from_dict
+    from mmdistill.experts.buffers import ExpertConfig, train_experts
+
+    ds = tiny_retrieval()
+    buf = train_experts(ds, from_dict(ExpertConfig, experts_cfg("full", encoder_init="random")), tmp_path / "b",
+                        progress=False)
+    cost = _experts_cost(SimpleNamespace(buffer=buf))
+    assert cost["experts_n"] == 2 and cost["experts_wall_s"] > 0
+    assert cost["experts_wall_s_per_trajectory"] == cost["experts_wall_s"] / 2
+    size = sum(f.stat().st_size for f in buf.experts) / 2 / 2**20
+    assert math.isclose(cost["experts_mb_per_trajectory"], size)
+    assert math.isclose(cost["experts_chance_loss"], math.log(16)) and math.isfinite(cost["experts_final_loss"])
+    assert _experts_cost(SimpleNamespace()) is None  # methods without a buffer report nothing

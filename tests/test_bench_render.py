@@ -115,3 +115,18 @@ def test_kd_paper_protocol_rows_get_their_own_table():
     assert "| kd | 42.00 ± 0.00 (+2.00) |" in common and "@paper" not in common.split("Regenerate")[0]
     assert "| kd | 35.00 ± 0.00 (+5.00) |" in paper and "| teacher (teacher modality) | 60.00" in paper
     assert "`mmdistill bench --suite kd --only @paper`" in paper and "no-kd@gap-head" in common
+
+
+def test_cost_section_names_the_expert_buffer_cost():
+    def row(method, metric, mean):
+        return {"suite": "vl", "dataset": "d", "method": method, "budget": 100, "budget_unit": "pairs",
+                "eval_arch": "convnet", "metric": metric, "mean": mean, "std": 0.0, "n_seeds": 3, "n_sets": 1,
+                "cell": f"d/{method}/100pairs/convnet"}
+    rows = [row(m, k, v) for m in ("mtt-vl", "lors") for k, v in (
+        ("r_mean", 10.0), ("distill_wall_s", 5.0), ("s_per_iter", 0.1), ("experts_wall_s_per_trajectory", 59.0),
+        ("experts_n", 3.0), ("experts_mb_per_trajectory", 1.83), ("experts_final_loss", 6.1),
+        ("experts_chance_loss", 6.93))]
+    md = render_markdown({"vl": rows})
+    line = next(ln for ln in md.splitlines() if ln.startswith("Expert buffer read by"))
+    assert "`mtt-vl`, `lors`" in line and "3 trajectories, 59.0 s wall and 1.83 MB each" in line
+    assert "InfoNCE 6.10 (chance: ln batch = 6.93)" in line and md.count("Expert buffer read by") == 1

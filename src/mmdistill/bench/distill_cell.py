@@ -41,7 +41,7 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
     archs = [cell.eval_arch, *cell.extra_archs]
     distill_s: list[float] = []
     distill_cpu: list[float] = []  # this process's CPU seconds of the distillation alone (robust to a loaded box)
-    experts_s: float | None = None  # one-off expert-buffer training (trajectory family, MDM): reported, not added
+    experts: dict[str, float] | None = None  # one-off expert-buffer training (trajectory family, MDM): reported, not added
     s_per_iter: list[float] = []
     cpu_s_per_iter: list[float] = []  # CPU seconds per iteration: comparable across cells run under different load
     per_arch: dict[str, list[dict[str, float]]] = {a: [] for a in archs}
@@ -88,7 +88,7 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
                 syn = run(dist, Path(tmp) / f"s{s}", progress=False)
                 distill_s.append(time.perf_counter() - d0)
                 distill_cpu.append(time.process_time() - c0)
-                experts_s = _experts_wall_s(dist)
+                experts = _experts_cost(dist)
                 if dist.iterations:
                     s_per_iter.append(distill_s[-1] / dist.iterations)
                     cpu_s_per_iter.append(distill_cpu[-1] / dist.iterations)
@@ -130,8 +130,8 @@ def run_distill_cell(cell: Cell, data_root: str | None = None) -> list[dict[str,
         if distill_cpu:
             arows.append({**base, "metric": "distill_cpu_s", "mean": sum(distill_cpu) / len(distill_cpu),
                           "std": _std(distill_cpu), "per_seed": distill_cpu})
-        if experts_s is not None:
-            arows.append({**base, "metric": "experts_wall_s", "mean": experts_s, "std": 0.0, "per_seed": [experts_s]})
+        for k, v in (experts or {}).items():
+            arows.append({**base, "metric": k, "mean": v, "std": 0.0, "per_seed": [v]})
         if s_per_iter:
             arows.append({**base, "metric": "s_per_iter", "mean": sum(s_per_iter) / len(s_per_iter),
                           "std": _std(s_per_iter), "per_seed": s_per_iter})
@@ -167,18 +167,32 @@ def _warm_imports() -> None:
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
-def _experts_wall_s(dist: Any) -> float | None:
-    """Training wall time of the expert buffer a method read (sum of its experts' recorded ``wall_s``)."""
-    files = getattr(getattr(dist, "buffer", None), "experts", None)
+def _experts_cost(dist: Any) -> dict[str, float] | None:
+    """The expert buffer a method read, per trajectory: training wall s (as recorded when it was trained), storage
+    MB, the last training step's InfoNCE loss and its chance level ln(batch); ``experts_wall_s`` is the total."""
+    buf = getattr(dist, "buffer", None)
+    files = getattr(buf, "experts", None)
     if not files:
         return None
+    import math
+
     from safetensors import safe_open
 
-    total = 0.0
+    walls, losses = [], []
     for f in files:
         with safe_open(str(f), framework="pt") as h:
-            total += float((h.metadata() or {}).get("wall_s", "nan"))
-    return total
+            meta = h.metadata() or {}
+        walls.append(float(meta.get("wall_s", "nan")))
+        losses.append(float(meta.get("final_loss", "nan")))
+    n = len(files)
+    out = {"experts_wall_s": sum(walls), "experts_n": float(n), "experts_wall_s_per_trajectory": sum(walls) / n,
+           "experts_mb_per_trajectory": sum(Path(f).stat().st_size for f in files) / n / 2**20,
+           "experts_final_loss": sum(losses) / n}
+    manifest = getattr(buf, "manifest", None) or {}
+    bs = (manifest.get("optimizer") or {}).get("batch_size")
+    if bs:
+        out["experts_chance_loss"] = math.log(min(int(bs), int(manifest.get("dataset_fingerprint", {}).get("captions") or bs)))
+    return out
 
 
 def _std(v: list[float]) -> float:

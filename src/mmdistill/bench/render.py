@@ -224,12 +224,33 @@ def _cost(suite: str, rows: Rows, targets: list[dict[str, Any]]) -> list[str]:
         name = m + (f" (syn_steps {steps})" if steps is not None else "")
         out.append(f"| {name} | {b} {unit} | {v('s_per_iter', 3)} | {v('cpu_s_per_iter', 3)} | {v('distill_wall_s')} | "
                    f"{v('distill_cpu_s')} | {v('peak_rss_mb', 0)} |")
+    out += _expert_cost(rows, {k[0] for k in keys})
     extra = sorted({r["method"] for r in rows.rows if r["metric"].startswith("bank_")})
     for m in extra:
         bits = [f"{k} {r['mean']:.0f}" for k in ("bank_encoders_cpu_s", "bank_decouplers_cpu_s", "bank_total_cpu_s",
                                                  "bank_total_wall_s") if (r := rows.get(method=m, metric=k)) is not None]
         out += ["", f"One-off `{m}` (trained once, shared by every cell that reads it): " + ", ".join(bits) + " s."]
     return out + ["", _regen(suite)]
+
+
+def _expert_cost(rows: Rows, methods: set[str]) -> list[str]:
+    """One line per distinct expert buffer the cost table's methods read (rows ``experts_*``)."""
+    bufs: dict[tuple[float, ...], list[str]] = {}
+    for r in rows.rows:
+        if r["metric"] != "experts_wall_s_per_trajectory" or r["method"] not in methods or r["eval_arch"] != "convnet":
+            continue
+        got = {k: rows.get(method=r["method"], budget=r["budget"], arch="convnet", metric=k)
+               for k in ("experts_n", "experts_mb_per_trajectory", "experts_final_loss", "experts_chance_loss")}
+        key = (r["mean"], *(g["mean"] if g else float("nan") for g in got.values()))
+        bufs.setdefault(key, [])
+        if r["method"] not in bufs[key]:
+            bufs[key].append(r["method"])
+    out = []
+    for (wall, n, mb, loss, chance), ms in bufs.items():
+        out += ["", f"Expert buffer read by {', '.join(f'`{m}`' for m in ms)} (trained once per suite, before the cells' "
+                f"clocks start): {n:.0f} trajectories, {wall:.1f} s wall and {mb:.2f} MB each; last-step training "
+                f"InfoNCE {loss:.2f} (chance: ln batch = {chance:.2f})."]
+    return out
 
 
 def _ablations(suite: str, rows: Rows, metric: str) -> list[str]:
