@@ -358,6 +358,13 @@ def test_c2kd_poly_schedule_matches_reference_loop():
 
 
 # ================================================================== FD-CMKD (zxn0710/re-FD-CMKD-main)
+# FD-CMKD runs torch.fft, whose kernels pick their SIMD path from the CPU (AVX2 vs AVX-512 change the
+# summation order): the goldens match bit for bit on the machine that made them and within a few ulp
+# elsewhere. 4 ulp of max|ref| for the losses and 1e-13 for the gradients (their summaries are sums over
+# thousands of entries) still fail on any change to the maths.
+FFT_ULPS = 4 * torch.finfo(torch.float64).eps
+FFT_GRAD_RTOL = 1e-13
+
 @pytest.mark.parametrize("direction", ["audio->visual", "visual->audio"])
 def test_fd_cmkd_matches_reference(direction):
     g = golden("fd_cmkd")
@@ -377,13 +384,13 @@ def test_fd_cmkd_matches_reference(direction):
         fill_params([lin.weight, lin.bias], spec["heads"][ref])
     terms = mod(KDInputs(s_logits=z_s, t_logits=torch.zeros(B, C, dtype=F64), y=y, s_feat=f_s, t_feat=x[t]))
     parts = g["parts"]
-    assert_close(terms["low"], parts[f"loss_kd_{side}_low"], 0.0, f"{direction} L_low")
-    assert_close(terms["high"], parts[f"loss_kd_{side}_high"], 0.0, f"{direction} L_high")
-    assert_close(terms["align_low"] + terms["align_high"], parts[f"loss_align_{side}"], 0.0, f"{direction} L_align")
-    assert_close(terms["ce"] + terms["ce_aux_low"] + terms["ce_aux_high"], parts[f"loss_task_{side}"], 0.0,
+    assert_close(terms["low"], parts[f"loss_kd_{side}_low"], FFT_ULPS, f"{direction} L_low")
+    assert_close(terms["high"], parts[f"loss_kd_{side}_high"], FFT_ULPS, f"{direction} L_high")
+    assert_close(terms["align_low"] + terms["align_high"], parts[f"loss_align_{side}"], FFT_ULPS, f"{direction} L_align")
+    assert_close(terms["ce"] + terms["ce_aux_low"] + terms["ce_aux_high"], parts[f"loss_task_{side}"], FFT_ULPS,
                  f"{direction} L_task")
     total = sum(terms.values())
-    assert_close(total, g[f"loss_{side}"], 0.0, f"{direction} total")
+    assert_close(total, g[f"loss_{side}"], FFT_ULPS, f"{direction} total")
     wrt = {s: f_s, logits: z_s}
     for ours, ref in heads.items():
         lin = getattr(mod, ours)[1]
@@ -392,9 +399,9 @@ def test_fd_cmkd_matches_reference(direction):
     for name, gr in zip(wrt, grads):
         ref = g["grads"][name]
         if isinstance(ref, dict):
-            assert_summary(summary(gr), ref, 0.0, f"{direction} grad {name}")
+            assert_summary(summary(gr), ref, FFT_GRAD_RTOL, f"{direction} grad {name}")
         else:
-            assert_close(gr, ref, 0.0, f"{direction} grad {name}")
+            assert_close(gr, ref, FFT_GRAD_RTOL, f"{direction} grad {name}")
 
 
 # ================================================================== paper configs mirror the reference

@@ -224,7 +224,7 @@ def _cost(suite: str, rows: Rows, targets: list[dict[str, Any]]) -> list[str]:
         name = m + (f" (syn_steps {steps})" if steps is not None else "")
         out.append(f"| {name} | {b} {unit} | {v('s_per_iter', 3)} | {v('cpu_s_per_iter', 3)} | {v('distill_wall_s')} | "
                    f"{v('distill_cpu_s')} | {v('peak_rss_mb', 0)} |")
-    out += _expert_cost(rows, {k[0] for k in keys})
+    out += _expert_cost(rows)
     extra = sorted({r["method"] for r in rows.rows if r["metric"].startswith("bank_")})
     for m in extra:
         bits = [f"{k} {r['mean']:.0f}" for k in ("bank_encoders_cpu_s", "bank_decouplers_cpu_s", "bank_total_cpu_s",
@@ -233,11 +233,11 @@ def _cost(suite: str, rows: Rows, targets: list[dict[str, Any]]) -> list[str]:
     return out + ["", _regen(suite)]
 
 
-def _expert_cost(rows: Rows, methods: set[str]) -> list[str]:
-    """One line per distinct expert buffer the cost table's methods read (rows ``experts_*``)."""
+def _expert_cost(rows: Rows) -> list[str]:
+    """One line per distinct expert buffer the suite's cells read (rows ``experts_*``)."""
     bufs: dict[tuple[float, ...], list[str]] = {}
     for r in rows.rows:
-        if r["metric"] != "experts_wall_s_per_trajectory" or r["method"] not in methods or r["eval_arch"] != "convnet":
+        if r["metric"] != "experts_wall_s_per_trajectory" or r["eval_arch"] != "convnet":
             continue
         got = {k: rows.get(method=r["method"], budget=r["budget"], arch="convnet", metric=k)
                for k in ("experts_n", "experts_mb_per_trajectory", "experts_final_loss", "experts_chance_loss")}
