@@ -90,6 +90,8 @@ def test_single_evaluations_have_no_spread_and_no_internal_notes():
     assert "| random | 10.00 (1×1) |" in md and "| dm | 20.00 ± 0.00 (1×3) |" in md
     real = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
     assert not re.search(r"issue \d|session \d|§\d", real, flags=re.I)
+    # every row a missed target's explanation quotes through a placeholder is measured
+    assert "(not measured)" not in real and not re.search(r"\{(row|mean|pct|gain):", real)
 
 
 def test_csv_has_one_row_per_cell_and_metric_columns():

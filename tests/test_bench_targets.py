@@ -93,3 +93,23 @@ def test_each_above_and_best_retention():
     text, ok = check_target(ret, rows)
     assert ok is True and text.startswith("best a 12.00 ± 1.00 / full 20.00 ± 1.00 = 60.0 %")
     assert check_target({**ret, "min": 0.61}, rows)[1] is False
+
+
+def test_why_missed_placeholders_follow_the_rows():
+    import pytest
+
+    from mmdistill.bench.targets import why_missed_text
+
+    t = {**CHAIN, "why_missed": "b {row:b:1}, a {mean:a:1}, {pct:a:1} of full, gain {gain:a:b:1}, "
+                                "other metric {mean:a:1:r}, paper {pct:a@paper:1}, absent {row:z:1}"}
+    rows = [_r("a", "acc", 40.0), _r("b", "acc", 35.0), _r("full", "acc", 80.0, budget=2700),
+            _r("a", "r", 5.5), _r("a@paper", "acc", 30.0), _r("full@paper", "acc", 60.0, budget=2700),
+            _r("a", "acc", 99.0, dataset="e")]
+    assert why_missed_text(t, Rows(rows)) == ("b 35.00 ± 1.00, a 40.00, 50.0 % of full, gain +5.00, other metric "
+                                              "5.50, paper 50.0 %, absent (not measured)")
+    rows[0] = _r("a", "acc", 30.0)  # the text follows the rows
+    assert "gain -5.00" in why_missed_text(t, Rows(rows))
+    with pytest.raises(ValueError, match="malformed"):
+        why_missed_text({**CHAIN, "why_missed": "{row:a}"}, Rows(rows))
+    with pytest.raises(ValueError, match="malformed"):
+        why_missed_text({**CHAIN, "why_missed": "{gain:a:b:x}"}, Rows(rows))

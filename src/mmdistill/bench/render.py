@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import load_yaml
 from ..io import atomic_write_text
-from .targets import Rows, check_target
+from .targets import Rows, check_target, why_missed_text
 from .gpu_section import GPU_JSON, section as gpu_section
 
 SUITE_ORDER = ["quick", "av", "vl", "kd"]
@@ -368,7 +368,7 @@ def _targets(suite: str, ds: str | None, targets: list[dict[str, Any]], rows: Ro
     for t, value, ok in checked:
         line = f"| {t['name']} | {value} | {'–' if ok is None else ('met' if ok else 'missed')} |"
         if why:  # the control experiment that explains a miss, stated in the suite file next to the target
-            line += f" {t.get('why_missed', '') if ok is False else ''} |"
+            line += f" {why_missed_text(t, rows) if ok is False else ''} |"
         out.append(line)
     return out + ["", _regen(suite)]
 

@@ -13,10 +13,14 @@ Kinds (every selector defaults to the target's ``dataset`` and ConvNet evaluatio
 - ``each_above``: every one of ``methods`` above its ``base`` (one method, or a mapping method -> base such as each
   method's own starting set) at every one of ``budgets``, under each protocol of ``protocols``;
 - ``best_of``: the best of ``methods`` on ``metric`` at ``budget`` is at least ``vs``'s mean.
+
+A target may carry ``why_missed``: the control experiment that explains a miss, rendered next to it. Its numbers
+that come from the suite's own rows are written as placeholders (:func:`why_missed_text`) so they follow the rows.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 _ANY = object()
@@ -159,3 +163,47 @@ def check_target(t: dict[str, Any], rows: Rows) -> tuple[str, bool | None]:
         ok = have[best]["mean"] >= vs["mean"]
         return text, (ok if ok or not missing else None)
     raise ValueError(f"unknown target kind {kind!r}")
+
+
+_PLACEHOLDER = re.compile(r"\{(row|mean|pct|gain):([^{}]+)\}")
+
+
+def why_missed_text(t: dict[str, Any], rows: Rows) -> str:
+    """``t['why_missed']`` with its row placeholders filled from the current rows, so an explanation never quotes
+    a number the page no longer shows. On the target's dataset, metric and ConvNet evaluation:
+
+    - ``{row:METHOD:BUDGET}`` -> mean ± std of that row; ``{mean:METHOD:BUDGET}`` -> its mean;
+    - ``{pct:METHOD:BUDGET}`` -> its mean as a percentage of the ``full`` row (``full@paper`` for an ``@paper``
+      method);
+    - ``{gain:A:B:BUDGET}`` -> A's mean minus B's mean, signed.
+
+    ``BUDGET`` may be ``full`` for the full-data rows; a last ``:METRIC`` argument reads another metric than the
+    target's (e.g. ``{mean:dm:10:avr_r_mean}``). A row that is not measured renders as ``(not measured)``; a
+    malformed placeholder raises ``ValueError`` naming the target."""
+    text = str(t.get("why_missed") or "")
+
+    def row(method: str, budget: str, metric: str | None = None) -> dict[str, Any] | None:
+        sel = _sel(t, {"method": method, "metric": metric or t["metric"]})
+        sel["budget"] = _ANY if budget == "full" else int(budget)
+        return rows.get(**sel)
+
+    def fill(m: re.Match) -> str:
+        kind, args = m.group(1), m.group(2).split(":")
+        n = 3 if kind == "gain" else 2
+        if len(args) not in (n, n + 1) or (args[n - 1] != "full" and not args[n - 1].isdigit()):
+            raise ValueError(f"target {t.get('name')!r}: malformed placeholder {m.group(0)!r}")
+        metric = args[n] if len(args) > n else None
+        if kind == "gain":
+            a, b = row(args[0], args[2], metric), row(args[1], args[2], metric)
+            return "(not measured)" if a is None or b is None else f"{a['mean'] - b['mean']:+.2f}"
+        r = row(args[0], args[1], metric)
+        if r is None:
+            return "(not measured)"
+        if kind == "row":
+            return _fmt(r)
+        if kind == "mean":
+            return f"{r['mean']:.2f}"
+        full = row("full" + ("@" + args[0].split("@", 1)[1] if "@" in args[0] else ""), "full", metric)
+        return "(not measured)" if full is None or not full["mean"] else f"{100 * r['mean'] / full['mean']:.1f} %"
+
+    return _PLACEHOLDER.sub(fill, text)
