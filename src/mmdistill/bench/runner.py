@@ -13,7 +13,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..io import atomic_write_json
@@ -66,11 +66,13 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def merge_rows(path: Path, cell_ids: list[str], new: list[dict[str, Any]]) -> None:
-    """Replace the rows of ``cell_ids`` in ``path`` by ``new``: read, merge and write under the lock, so rows
-    written meanwhile by another bench process survive."""
+def merge_rows(path: Path, cell_ids: list[str] | Callable[[str], bool], new: list[dict[str, Any]]) -> None:
+    """Replace the rows of ``cell_ids`` (a list, or a predicate on a row's cell id such as :meth:`Cell.owns`) in
+    ``path`` by ``new``: read, merge and write under the lock, so rows written meanwhile by another bench process
+    survive."""
+    gone = cell_ids if callable(cell_ids) else set(cell_ids).__contains__
     with _locked(path):
-        rows = [r for r in load_rows(path) if r.get("cell") not in cell_ids] + new
+        rows = [r for r in load_rows(path) if not gone(str(r.get("cell")))] + new
         atomic_write_json(path, rows)
 
 
@@ -125,6 +127,6 @@ def run_suite(suite: str, out_dir: Path, only: list[str] | None = None, jobs: in
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
         for cell, new in zip(cells, ex.map(one, cells)):
-            merge_rows(path, list(cell.ids), new)  # every finished cell is kept even if a later one fails
+            merge_rows(path, cell.owns, new)  # every finished cell is kept even if a later one fails
     print(f"[bench] suite {suite}: {len(cells)} cells in {time.perf_counter() - t0:.0f} s -> {path}")
     return render(bench_dir, out_dir / "BENCHMARKS.md", sdir)

@@ -54,6 +54,16 @@ class Cell:
     def ids(self) -> list[str]:
         return [self.cell_id(a) for a in [self.eval_arch, *self.extra_archs]]
 
+    def owns(self, cell_id: str) -> bool:
+        """Whether a row id belongs to this cell under any evaluation architecture: a re-run replaces every
+        architecture's rows of the cell, so none of them can describe a set other than the one just made (a run
+        restricted to fewer architectures leaves the others unmeasured rather than stale)."""
+        if cell_id in self.ids:
+            return True
+        head, _, tail = self.cell_id("\0").partition("\0")
+        return (cell_id.startswith(head) and cell_id.endswith(tail) and len(cell_id) > len(head) + len(tail)
+                and "/" not in cell_id[len(head):len(cell_id) - len(tail)])
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
