@@ -22,7 +22,8 @@ the product datasets x budgets x methods (in that nesting order); its fields:
 - ``protocols: [paper]``: the same sets are also evaluated under these ``eval.protocol`` values (ConvNet; rows
   ``<method>@<protocol>``), so each paper's own evaluation learner sits next to the common one.
 
-``MMDISTILL_BENCH_EXTRA_ARCHS`` (comma list, "" for none) restricts the extra evaluation architectures of a run.
+``MMDISTILL_BENCH_EXTRA_ARCHS`` (comma list, "" for none) restricts the extra evaluation architectures of a run;
+the re-run cell's rows under the other architectures are then removed, not kept (they describe the previous set).
 """
 
 from __future__ import annotations
