@@ -103,3 +103,11 @@ def test_convergence_curve_points_and_plateau():
     assert (s["start"], s["best"], s["best_at"], s["last"], s["plateau_at"]) == (20.0, 42.0, 6, 42.0, 4)
     assert cv.summarise([rec], tol=0.1)["c"]["plateau_at"] == 6
     assert set(cv.CURVES) and all((ROOT / "configs" / c).is_file() for c, _ in cv.CURVES.values())
+
+
+def test_expert_convergence_plateau_is_the_first_epoch_near_the_best():
+    study = _load("expert_convergence/curves.py")
+    curve = [{"epoch": e, "val_infonce": v} for e, v in enumerate([7.0, 6.5, 6.05, 6.2, 6.0, 6.3])]
+    assert study.plateau(curve, "val_infonce", 0.1, True) == 2
+    assert study.plateau(curve, "val_infonce", 0.01, True) == 4
+    assert study.plateau(curve, "val_infonce", 0.1, False) == 0
