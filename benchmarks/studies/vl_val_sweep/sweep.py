@@ -51,12 +51,15 @@ def eval_fields() -> dict[str, Any]:
     return ev
 
 
-def val_buffer(method: str) -> tuple[dict[str, Any], Path]:
-    """(experts config, cache path) of the method's expert buffer trained on train-minus-val."""
+def val_buffer(method: str, experts: dict[str, Any] | None = None) -> tuple[dict[str, Any], Path]:
+    """(experts config, cache path) of the method's expert buffer trained on train-minus-val.
+
+    ``experts`` overrides fields of the config's ``experts`` block (e.g. ``{"batch_size": 128, "epochs": 12}``
+    for converged experts); the buffer is keyed by the merged block, so each expert setting has its own."""
     from mmdistill.data.root import cache_dir
 
     ex = method_params(method).get("experts") or {}
-    ex = {"mode": "heads" if method == "repblend" else "full", **ex}
+    ex = {"mode": "heads" if method == "repblend" else "full", **ex, **(experts or {})}
     key = hashlib.sha256(json.dumps({"d": DATASET, "data": DATA, "e": ex}, sort_keys=True).encode()).hexdigest()[:12]
     return ex, cache_dir() / "experts" / f"calib-vl-{DATASET}-{ex['mode']}-{key}"
 
@@ -76,11 +79,11 @@ def run_point(method: str, pairs: int, over: dict[str, Any], iterations: int, sy
     torch.set_num_threads(1)
     train = load_dataset(DATASET, "train", data_root, **DATA)
     val = load_dataset(DATASET, "val", data_root, **DATA)
-    ex, path = val_buffer(method)
+    ex, path = val_buffer(method, over.get("experts"))
     ensure_buffer(train, from_dict(ExpertConfig, ex, where="val buffer"), path, progress=False)
     cls = get_method(method)
     base = {k: v for k, v in method_params(method).items() if k != "lrs_by_budget"}  # the sweep sets the lrs itself
-    params = {**base, "buffer": str(path), "experts": ex, **over, "iterations": iterations}
+    params = {**base, **over, "buffer": str(path), "experts": ex, "iterations": iterations}
     cfg = from_dict(cls.Config, params, where=f"val sweep {method}")
     c0 = time.process_time()
     with tempfile.TemporaryDirectory(prefix="mmdistill-valsweep-") as tmp:
@@ -100,12 +103,18 @@ def _key(p: dict[str, Any]) -> str:
 
 
 def save(point: dict[str, Any], path: Path = RESULTS) -> None:
+    """Add ``point`` to ``path`` (replacing a point with the same key); an flock on a side file serialises
+    concurrent sweeps (one per core) so none loses another's point."""
+    import fcntl
+
     from mmdistill.io import atomic_write_json
 
-    rows = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    rows = [r for r in rows if _key(r) != _key(point)] + [point]
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, rows)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+        rows = [r for r in rows if _key(r) != _key(point)] + [point]
+        atomic_write_json(path, rows)
 
 
 def load(path: Path = RESULTS) -> list[dict[str, Any]]:
@@ -115,7 +124,12 @@ def load(path: Path = RESULTS) -> list[dict[str, Any]]:
 def _label(over: dict[str, Any], iterations: int = 1) -> str:
     if iterations == 0:
         return "initialisation (no distillation)"
-    return (", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in sorted(over.items()))
+    def value(v: Any) -> str:
+        if isinstance(v, dict):  # an experts override: "experts batch_size 128 epochs 12"
+            return " ".join(f"{k} {value(x)}" for k, x in sorted(v.items()))
+        return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{v}"
+
+    return (", ".join(f"{k} {value(v)}" for k, v in sorted(over.items()))
             or "100-pair config lrs (lr_img 100, lr_txt 1)")
 
 
