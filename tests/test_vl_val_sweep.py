@@ -64,7 +64,7 @@ def test_a_point_never_loads_the_test_split(vs, monkeypatch, tmp_path):
     monkeypatch.setattr(base, "run", lambda dist, out, progress=False: "syn")
     monkeypatch.setattr(protocol, "evaluate_set", fake_eval)
     monkeypatch.setattr(protocol, "default_protocol", lambda task, **kw: kw)
-    monkeypatch.setattr(vs, "val_buffer", lambda method: ({"mode": "full"}, tmp_path))
+    monkeypatch.setattr(vs, "val_buffer", lambda method, experts=None: ({"mode": "full"}, tmp_path))
     point = vs.run_point("lors", 100, {"lr_txt": 0.3}, iterations=2)
     assert "test" not in loaded and set(loaded) == {"train", "val"}
     assert evaluated_on == ["val"] and point["split"] == "val"
@@ -93,3 +93,20 @@ def test_table_marks_best_per_run_length(vs):
 def test_committed_results_are_val_only(vs):
     rows = vs.load()
     assert rows and all(r["split"] == "val" for r in rows)
+
+
+def test_an_experts_override_gets_its_own_buffer(vs):
+    ex0, p0 = vs.val_buffer("lors")
+    ex1, p1 = vs.val_buffer("lors", {"batch_size": 128, "epochs": 12})
+    assert p0 != p1 and ex1["batch_size"] == 128 and ex1["epochs"] == 12
+    assert {k: v for k, v in ex1.items() if k not in ("batch_size", "epochs")} == \
+        {k: v for k, v in ex0.items() if k not in ("batch_size", "epochs")}
+    assert vs.val_buffer("repblend")[0]["mode"] == "heads"
+
+
+def test_table_names_the_expert_setting_and_the_set(vs):
+    pt = _pt(vs, over={"experts": {"batch_size": 128, "epochs": 12}, "lr_teacher": 0.01})
+    pt2 = {**_pt(vs, over={"lr_txt": 0.1}), "syn_seed": 1}
+    lines = vs.sweep_lines([pt, pt2])
+    assert any("experts batch_size 128 epochs 12, lr_teacher 0.01" in ln for ln in lines)
+    assert any("lr_txt 0.1 (syn seed 1)" in ln for ln in lines)

@@ -140,7 +140,7 @@ def sweep_lines(rows: list[dict[str, Any]] | None = None) -> list[str]:
         return []
     out = [f"Validation sweep of the data lrs (`python benchmarks/studies/vl_val_sweep/sweep.py`): emoji with "
            f"val_fraction {VAL_FRACTION} (val: {rows[0]['n_val']} caption-image pairs of held-out train concepts; "
-           f"distillation and expert buffers on the other {rows[0]['n_train']} train pairs), one set (syn seed 0) per point, r_mean on **val** "
+           f"distillation and expert buffers on the other {rows[0]['n_train']} train pairs), one set per point (syn seed 0 unless the setting names another), r_mean on **val** "
            f"(mean ± std over evaluation seeds {EVAL_SEEDS}); the test split is not used. Iterations 0 = the set's "
            "initialisation.", "", "| pairs | method | iterations | setting | val r_mean | distill CPU s |",
            "|---|---|---|---|---|---|"]
@@ -154,7 +154,8 @@ def sweep_lines(rows: list[dict[str, Any]] | None = None) -> list[str]:
                     for it in {r["iterations"] for r in pts} if it > 0}  # per run length
             for r in pts:
                 mark = " (best)" if best.get(r["iterations"]) is r and sum(q["iterations"] == r["iterations"] for q in pts) > 1 else ""
-                out.append(f"| {b} | {m} | {r['iterations']} | {_label(r['over'], r['iterations'])}{mark} | {r['r_mean']:.2f} ± "
+                seed = f" (syn seed {r['syn_seed']})" if r.get("syn_seed") else ""
+                out.append(f"| {b} | {m} | {r['iterations']} | {_label(r['over'], r['iterations'])}{seed}{mark} | {r['r_mean']:.2f} ± "
                            f"{r['std']:.2f} | {r['distill_cpu_s']:.0f} |")
     return out
 
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--table", action="store_true", help="print the results table and exit")
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--grid", default="[{}]", help="JSON list of param overrides, one sweep point each")
+    ap.add_argument("--syn-seed", type=int, default=0, help="seed of the distilled set (a second set re-checks a point)")
     ap.add_argument("--data-root", default=None)
     a = ap.parse_args(argv)
     if a.table:
@@ -176,9 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     for over in json.loads(a.grid):
         t0 = time.perf_counter()
         p = run_point(a.method, a.pairs, over, a.iterations if over.get("iterations") is None else int(over.pop("iterations")),
-                      data_root=a.data_root)
+                      syn_seed=a.syn_seed, data_root=a.data_root)
         save(p)
-        print(f"[val-sweep] {a.method} {a.pairs} it{p['iterations']} {_label(over, p['iterations'])}: r_mean {p['r_mean']:.2f} ± "
+        print(f"[val-sweep] {a.method} {a.pairs} it{p['iterations']} syn{a.syn_seed} {_label(over, p['iterations'])}: r_mean {p['r_mean']:.2f} ± "
               f"{p['std']:.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
