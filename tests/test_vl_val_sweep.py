@@ -97,8 +97,8 @@ def test_committed_results_are_val_only(vs):
 
 def test_an_experts_override_gets_its_own_buffer(vs):
     ex0, p0 = vs.val_buffer("lors")
-    ex1, p1 = vs.val_buffer("lors", {"batch_size": 128, "epochs": 12})
-    assert p0 != p1 and ex1["batch_size"] == 128 and ex1["epochs"] == 12
+    ex1, p1 = vs.val_buffer("lors", {"batch_size": 64, "epochs": 5})
+    assert p0 != p1 and ex1["batch_size"] == 64 and ex1["epochs"] == 5
     assert {k: v for k, v in ex1.items() if k not in ("batch_size", "epochs")} == \
         {k: v for k, v in ex0.items() if k not in ("batch_size", "epochs")}
     assert vs.val_buffer("repblend")[0]["mode"] == "heads"
